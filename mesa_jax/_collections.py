@@ -1,0 +1,132 @@
+"""Traced collections: fixed-capacity padded arrays with a validity mask.
+
+A Python list inside a compiled step (``cell.agents``, a comprehension over agents, a
+neighbourhood) becomes a :class:`TracedList`: ``values`` (a pytree whose leaves have a
+leading axis of the list's capacity) and ``mask`` (which slots hold an element). Lists of
+agents keep their rows in ``values`` and the agent table in ``table``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from .errors import UnsupportedError
+
+__all__ = ["TracedList", "make_agent_handle"]
+
+
+def make_agent_handle(table, row, valid=True):
+    """A light handle to (table, row) whose row may be a tracer."""
+    h = object.__new__(table.cls)
+    object.__setattr__(h, "_table", table)
+    object.__setattr__(h, "_row", row)
+    object.__setattr__(h, "_valid", valid)
+    return h
+
+
+class TracedList:
+    """A list of fixed capacity inside a compiled step.
+
+    ``table`` is set for lists of agents (``values`` are row numbers); ``kind`` may name
+    another element type with a ``wrap`` function (e.g. cells) that turns one value into an
+    element object.
+    """
+
+    def __init__(self, values, mask, table=None, wrap=None, compact=False):
+        self.values = values
+        self.mask = mask
+        self.table = table
+        self.wrap = wrap
+        self.compact = compact  # valid elements come first, in order
+
+    # ----------------------------------------------------------- basics
+    @property
+    def capacity(self):
+        return self.mask.shape[0]
+
+    def __len__(self):
+        raise UnsupportedError(
+            "Python's `len()` on a traced list outside converted code",
+            "call `len(...)` inside the model or agent methods mesa_jax compiles",
+        )
+
+    def count(self):
+        return jnp.sum(self.mask.astype(jnp.int32))
+
+    def any(self):
+        return jnp.any(self.mask)
+
+    def __bool__(self):
+        raise UnsupportedError(
+            "the truth value of a traced list outside converted code",
+            "test it inside a method mesa_jax converts (`if cellmates:`)",
+        )
+
+    def __iter__(self):
+        raise UnsupportedError(
+            "iterating a traced list in unconverted code",
+            "iterate it in a model or agent method (mesa_jax converts those), or use a "
+            "comprehension",
+        )
+
+    def element(self, i, valid=None):
+        """The element at slot ``i`` (a possibly traced index)."""
+        v = jax.tree.map(lambda a: a[i], self.values)
+        ok = self.mask[i] if valid is None else valid
+        if self.table is not None:
+            return make_agent_handle(self.table, v, ok)
+        if self.wrap is not None:
+            return self.wrap(v, ok)
+        return v
+
+    def nth_valid(self, k):
+        """Slot of the k-th (0-based) valid element."""
+        if self.compact:
+            return k
+        c = jnp.cumsum(self.mask.astype(jnp.int32))
+        return jnp.argmax(c > k)
+
+    def compacted(self):
+        """The same list with the valid elements first, in their order."""
+        if self.compact:
+            return self
+        cap = self.capacity
+        pos = jnp.cumsum(self.mask.astype(jnp.int32)) - 1
+        dest = jnp.where(self.mask, pos, cap)
+        n = self.count()
+
+        def pack(a):
+            out = jnp.zeros_like(a)
+            return out.at[dest].set(a, mode="drop")
+
+        return TracedList(
+            jax.tree.map(pack, self.values), jnp.arange(cap) < n, self.table, self.wrap, True
+        )
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            raise UnsupportedError("slicing a traced list", "use a comprehension with a filter")
+        lst = self.compacted()
+        i = jnp.asarray(i)
+        i = jnp.where(i < 0, i + lst.count(), i)
+        return lst.element(jnp.clip(i, 0, lst.capacity - 1), (i >= 0) & (i < lst.count()))
+
+    def with_mask(self, mask):
+        return TracedList(self.values, mask, self.table, self.wrap, False)
+
+    def numeric(self, what):
+        if self.table is not None or self.wrap is not None:
+            raise UnsupportedError(
+                f"`{what}` over a list of agents or cells",
+                f"apply `{what}` to their attributes, e.g. `{what}(a.wealth for a in agents)`",
+            )
+        return self.values
+
+    def __repr__(self):
+        return f"TracedList(capacity={self.capacity})"
+
+
+def tree_where(c, a, b):
+    """Select between two values of the same structure (numbers, arrays, traced lists)."""
+    return jax.tree.map(lambda x, y: jnp.where(c, x, y), a, b)

@@ -1,0 +1,254 @@
+"""Split → trace → merge: the one place where the model crosses into jit.
+
+::
+
+    model (Python object)                      jitted  state -> (state, aux)
+    ┌───────────────────────┐   split    ┌──────────────────────────────────────┐
+    │ tables: numpy/device  │ ─────────▶ │ state pytree: columns, alive, uids,  │
+    │ model attrs           │            │ model numbers/arrays, key            │
+    │ grids, collectors ... │ (static)   └──────────────────────────────────────┘
+    └───────────────────────┘                 │ merge: bind tracers to the model,
+              ▲                               │ run the converted Model.step,
+              │ merge (concrete)              ▼ split again
+              └──────────────────── new state + aux (collected data, flags)
+
+Model attributes holding numbers are static (baked into the trace) until a step writes
+them; a first abstract trace (``jax.eval_shape``) finds those writes and promotes the
+attributes to state, then the real trace runs once. A changed static value (or a new
+column, a grown table) is noticed by a fingerprint and recompiles. Capacities (cell
+index slots) are allocated here; a step that overflows one sets a flag, and the host
+doubles the capacity, recompiles and replays the step from the saved state.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._context import TraceContext
+from ._convert import convert
+from .errors import MesaJaxError, UnsupportedError, user_location
+
+__all__ = ["compiled_step", "CompiledStep"]
+
+_SIMPLE = (bool, int, float, str, type(None), np.bool_, np.integer, np.floating)
+_MAX_REPLAYS = 12
+
+
+def compiled_step(model) -> CompiledStep:
+    cs = model.__dict__.get("_mj_compiled")
+    if cs is None:
+        cs = CompiledStep(model)
+        model.__dict__["_mj_compiled"] = cs
+    return cs
+
+
+def _is_array(v):
+    return isinstance(v, (np.ndarray, jax.Array))
+
+
+class CompiledStep:
+    """The jitted step of one model, with its capacities and trace counter."""
+
+    def __init__(self, model):
+        self.model = model
+        seed = model._seed if isinstance(model._seed, (int, np.integer)) else model.random.getrandbits(31)
+        self.key = jax.random.key(int(seed) % (2**32))
+        self.capacities: dict = {}
+        self.trace_count = 0
+        self.replays = 0
+        self._fns: dict = {}
+        self._fingerprint = None
+        self._targets = None
+
+    def invalidate(self):
+        self._fns.clear()
+        self._fingerprint = None
+
+    # -------------------------------------------------------------- state
+    def _state_names(self):
+        m = self.model
+        names = set(m._mj_state_attrs)
+        for k, v in m.__dict__.items():
+            if not k.startswith("_") and _is_array(v):
+                names.add(k)
+        return sorted(n for n in names if n in m.__dict__)
+
+    def split(self):
+        """The model's mutable state as a pytree (tables' columns, model numbers, key)."""
+        m = self.model
+        tables = []
+        for t in m._mj_tables.values():
+            cols, static = {}, {}
+            for name, col in t.cols.items():
+                if getattr(col, "dtype", None) == object:
+                    nonnull = [v for v in col[: t.n] if v is not None]
+                    static[name] = type(nonnull[0]).__name__ if nonnull else "None"
+                    continue
+                cols[name] = col
+            t.static_cols = static
+            tables.append({"alive": t.alive, "uid": t.uid, "cols": cols})
+        attrs = {}
+        for name in self._state_names():
+            v = m.__dict__[name]
+            if not (_is_array(v) or isinstance(v, (bool, int, float, np.bool_, np.integer, np.floating))):
+                raise UnsupportedError(
+                    f"model attribute `{name}` written in a step, holding a "
+                    f"{type(v).__name__}", "keep numbers or numpy arrays in attributes a step writes",
+                    location=user_location())
+            attrs[name] = v
+        return {"tables": tables, "attrs": attrs, "key": self.key}
+
+    def merge(self, state):
+        """Bind a state (concrete or traced) back onto the model object."""
+        m = self.model
+        for t, ts in zip(m._mj_tables.values(), state["tables"]):
+            t.alive = ts["alive"]
+            t.uid = ts["uid"]
+            for name, col in ts["cols"].items():
+                t.cols[name] = col
+        for name, v in state["attrs"].items():
+            m.__dict__[name] = v
+        self.key = state["key"]
+
+    def _fingerprint_now(self):
+        m = self.model
+        statics = tuple(sorted((k, v) for k, v in m.__dict__.items()
+                               if not k.startswith("_") and k not in m._mj_state_attrs
+                               and isinstance(v, _SIMPLE)))
+        tables = tuple((t.cls, t.cap, tuple(sorted(t.cols))) for t in m._mj_tables.values())
+        return statics, tables, tuple(sorted(self.capacities.items()))
+
+    # --------------------------------------------------------------- trace
+    def _step_body(self, state, discovery):
+        m = self.model
+        key, step_key = jax.random.split(state["key"])
+        state = dict(state, key=key)
+        ctx = TraceContext(m, step_key, discovery=discovery)
+        ctx.capacities = self.capacities
+        saved = self.split()
+        try:
+            with ctx:
+                self.merge(state)
+                m.steps = m.steps + 1
+                user_step = m._user_step
+                fn = convert(user_step.__func__)
+                fn(m)
+                new_state = self.split()
+        except jax.errors.JAXTypeError as exc:
+            raise _translate(exc) from exc
+        finally:
+            if not discovery:
+                self.trace_count += 1
+            self.merge(saved)
+        self._targets = [dc for dc, _ in ctx.collected]
+        self._promoted = set(ctx.promoted)
+        aux = {"collected": [rec for _, rec in ctx.collected],
+               "flags": {k: jnp.asarray(v) for k, v in ctx.flags.items()}}
+        return new_state, aux
+
+    def _build(self, n):
+        def one(state):
+            return self._step_body(state, discovery=False)
+
+        if n == 1:
+            return jax.jit(one)
+
+        def many(state):
+            def body(s, _):
+                return one(s)
+            return jax.lax.scan(body, state, None, length=n)
+
+        return jax.jit(many)
+
+    def _discover(self):
+        """Abstract trace(s) that promote model attributes written by the step to state."""
+        m = self.model
+        for _ in range(8):
+            state = self.split()
+            jax.eval_shape(lambda s: self._step_body(s, discovery=True), state)
+            new = self._promoted - set(m._mj_state_attrs)
+            if not new:
+                return
+            for name in new:
+                if name not in m.__dict__:
+                    raise UnsupportedError(
+                        f"model attribute `{name}` first created inside `step`",
+                        f"give it a value in `__init__` (e.g. `self.{name} = 0`)")
+            m._mj_state_attrs.update(new)
+        raise MesaJaxError("model state did not settle after 8 discovery traces")
+
+    def _fn(self, n):
+        fp = self._fingerprint_now()
+        if fp != self._fingerprint:
+            self._fns.clear()
+            self._discover()
+            self._fingerprint = self._fingerprint_now()
+        fn = self._fns.get(n)
+        if fn is None:
+            fn = self._fns[n] = self._build(n)
+        return fn
+
+    # ----------------------------------------------------------------- run
+    def run(self, n_steps, chunk=None):
+        """Run ``n_steps`` compiled steps (one call per chunk), replaying on overflow."""
+        remaining = int(n_steps)
+        while remaining > 0:
+            n = remaining if chunk is None else min(chunk, remaining)
+            self._run_chunk(n)
+            remaining -= n
+
+    def run_until_stopped(self, max_steps=None):
+        done = 0
+        while self.model.running and (max_steps is None or done < max_steps):
+            self._run_chunk(1)
+            done += 1
+
+    def _run_chunk(self, n):
+        m = self.model
+        for t in m._mj_tables.values():
+            if not t.on_device:
+                t.alive = jnp.asarray(t.alive)
+                t.uid = jnp.asarray(t.uid)
+                t.cols = {k: (jnp.asarray(v) if v.dtype != object else v) for k, v in t.cols.items()}
+        for _ in range(_MAX_REPLAYS):
+            fn = self._fn(n)
+            state = self.split()
+            new_state, aux = fn(state)
+            flags = jax.device_get(aux["flags"])
+            over = [k for k, v in flags.items() if np.any(v)]
+            if not over:
+                break
+            for k in over:
+                self.capacities[k] = self.capacities.get(k, 8) * 2
+            self.replays += 1
+        else:
+            raise MesaJaxError(f"capacities kept overflowing after {_MAX_REPLAYS} replays: {over}")
+        self.merge(new_state)
+        small = {k: v for k, v in new_state["attrs"].items() if np.ndim(v) == 0}
+        for k, v in jax.device_get(small).items():
+            v = np.asarray(v)
+            m.__dict__[k] = bool(v) if v.dtype == np.bool_ else (int(v) if v.dtype.kind in "iu" else float(v))
+        m.__dict__["_mj_version"] = m.__dict__.get("_mj_version", 0) + 1
+        for dc, rec in zip(self._targets, aux["collected"]):
+            dc._append_device(rec, n if n > 1 else 1)
+
+
+def _translate(exc):
+    """A JAX concretization error in user code, as an error naming the user's line."""
+    tb = exc.__traceback__
+    loc = None
+    from .errors import _is_library_file
+
+    while tb is not None:
+        fname = tb.tb_frame.f_code.co_filename
+        if not _is_library_file(fname):
+            loc = f"{fname}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return UnsupportedError(
+        f"using a traced value where Python needs a concrete one ({type(exc).__name__}: {first})",
+        "branch with `if`/`while` inside methods mesa_jax converts, avoid `int()`/`bool()`/"
+        "indexing Python lists with traced values, and keep Python containers out of the step",
+        location=loc)

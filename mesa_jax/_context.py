@@ -1,0 +1,309 @@
+"""The trace context: what a compiled step sees while the user's Python runs on tracers.
+
+A compiled step runs the user's (converted) ``Model.step`` once, with the model's state
+bound to tracers. While it runs, one :class:`TraceContext` is current. It holds a stack of
+:class:`Frame` objects: the model frame at the bottom, and one frame per agent while an
+agent method runs vmapped over the rows of its table. A frame owns
+
+* ``own``: the current values of the acting agent's attributes (scalars under vmap);
+* ``masks``: the conditions of the traced branches being executed (writes are masked);
+* ``key``: the random key its ``random``/``rng`` calls split from;
+* ``effects``: writes to *other* agents or to the model, applied after the vmap
+  (``+=``/``-=`` as scatter-adds, ``=`` with one random winner per target).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .errors import MesaJaxError, UnsupportedError
+
+__all__ = ["Frame", "TraceContext", "current", "UNDEF"]
+
+_current = None
+
+
+def current():
+    """The active TraceContext, or None when running eagerly."""
+    return _current
+
+
+class _Undefined:
+    """A local variable that one branch of a traced ``if`` never assigned."""
+
+    _instance = None
+
+    def __new__(cls):
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self):
+        return "<undefined>"
+
+    def __bool__(self):
+        raise MesaJaxError(
+            "a variable assigned in only one branch of a traced `if` was used after it; "
+            "assign it before the `if` (e.g. `x = 0`) so that both paths define it"
+        )
+
+
+UNDEF = _Undefined()
+
+
+def is_traced(x):
+    return isinstance(x, jax.core.Tracer)
+
+
+class Effect:
+    """A write to another agent (or the model) collected under vmap and applied after it."""
+
+    __slots__ = ("kind", "table", "attr", "rows", "values", "mask")
+
+    def __init__(self, kind, table, attr, rows, values, mask):
+        self.kind, self.table, self.attr = kind, table, attr
+        self.rows, self.values, self.mask = rows, values, mask
+
+
+class Frame:
+    """One activation: the model (``agent is None``) or one agent row under vmap."""
+
+    def __init__(self, agent=None, table=None, own=None, key=None, mask=None):
+        self.agent = agent
+        self.table = table
+        self.own = own
+        self.key = key
+        self.masks = [] if mask is None else [mask]
+        self.effects: list[Effect] = []
+
+    @property
+    def mask(self):
+        """AND of the active branch conditions; None means 'all true'."""
+        if not self.masks:
+            return None
+        m = self.masks[0]
+        for extra in self.masks[1:]:
+            m = jnp.logical_and(m, extra)
+        return m
+
+    @property
+    def branch_masked(self):
+        """True inside a traced branch (beyond the row's own activity mask)."""
+        base = 1 if self.agent is not None else 0
+        return len(self.masks) > base
+
+    def next_key(self):
+        self.key, sub = jax.random.split(self.key)
+        return sub
+
+
+def masked(mask, new, old):
+    """``new`` where ``mask`` holds, else ``old`` (either may be a pytree of arrays)."""
+    if mask is None:
+        return new
+    return jax.tree.map(lambda n, o: jnp.where(mask, n, o), new, old)
+
+
+class TraceContext:
+    """Everything a compiled step's trace needs; entered with ``with``."""
+
+    def __init__(self, model, key, *, discovery=False):
+        self.model = model
+        self.frames = [Frame(key=key)]
+        self.collected = []  # (datacollector, record) pairs
+        self.flags = {}  # name -> traced bool (overflow etc.), reported to the host
+        self.indexes = {}  # (space id, table id) -> cell index
+        self.discovery = discovery
+        self.promoted = set()  # model attributes first written in this trace
+        self.write_count = 0
+
+    def __enter__(self):
+        global _current
+        self._prev = _current
+        _current = self
+        return self
+
+    def __exit__(self, *exc):
+        global _current
+        _current = self._prev
+        return False
+
+    # ---------------------------------------------------------------- frames
+    @property
+    def frame(self) -> Frame:
+        return self.frames[-1]
+
+    @property
+    def model_frame(self) -> Frame:
+        return self.frames[0]
+
+    def flag(self, name, value):
+        old = self.flags.get(name)
+        self.flags[name] = value if old is None else jnp.logical_or(old, value)
+
+    def invalidate_indexes(self):
+        self.indexes.clear()
+
+    # ------------------------------------------------------------ attributes
+    def read_attr(self, handle, name):
+        frame = self.frame
+        table = handle._table
+        if handle is frame.agent:
+            if name in frame.own:
+                return frame.own[name]
+        col = table.cols.get(name)
+        if col is None:
+            static = table.static_cols.get(name) if hasattr(table, "static_cols") else None
+            if static is not None:
+                raise UnsupportedError(
+                    f"reading `{table.cls.__name__}.{name}`, which holds Python objects "
+                    f"({static}) rather than numbers",
+                    f"keep numbers, booleans or numpy arrays in agent attributes used by a "
+                    f"compiled step (e.g. an id or a code instead of `{static}`)",
+                )
+            raise AttributeError(f"'{table.cls.__name__}' object has no attribute '{name}'")
+        return col[handle._row]
+
+    def write_attr(self, handle, name, value):
+        frame = self.frame
+        table = handle._table
+        if handle is frame.agent:
+            old = frame.own.get(name)
+            if old is None:
+                self._unknown_attr(table, name)
+            frame.own[name] = masked(frame.mask, coerce(value, old, table, name), old)
+            return
+        col = table.cols.get(name)
+        if col is None:
+            self._unknown_attr(table, name)
+        value = coerce(value, col[0], table, name)
+        self._effect(frame, "set", table, name, handle, value)
+
+    def add_attr(self, handle, name, delta):
+        """``handle.name += delta``: direct on the acting agent, a scatter-add on others."""
+        frame = self.frame
+        table = handle._table
+        if handle is frame.agent:
+            old = frame.own.get(name)
+            if old is None:
+                self._unknown_attr(table, name)
+            new = coerce(old + delta, old, table, name)
+            frame.own[name] = masked(frame.mask, new, old)
+            return
+        col = table.cols.get(name)
+        if col is None:
+            self._unknown_attr(table, name)
+        self._effect(frame, "add", table, name, handle, coerce(delta, col[0], table, name))
+
+    def _effect(self, frame, kind, table, name, handle, value):
+        valid = handle._valid
+        mask = frame.mask
+        m = valid if mask is None else jnp.logical_and(mask, valid)
+        if frame.agent is None:
+            # model level: no vmap, apply at once (sequential semantics)
+            self.apply_effects([Effect(kind, table, name, handle._row, value, m)], self.model_frame)
+            return
+        frame.effects.append(Effect(kind, table, name, handle._row, value, m))
+
+    def remove_agent(self, handle):
+        frame = self.frame
+        if handle is frame.agent:
+            old = frame.own["__alive__"]
+            frame.own["__alive__"] = masked(frame.mask, jnp.zeros_like(old), old)
+            return
+        self._effect(frame, "set", handle._table, "__alive__", handle, jnp.asarray(False))
+
+    @staticmethod
+    def _unknown_attr(table, name):
+        raise UnsupportedError(
+            f"creating the new attribute `{table.cls.__name__}.{name}` inside a step",
+            f"give every attribute a value in `{table.cls.__name__}.__init__` "
+            f"(e.g. `self.{name} = 0`), so that it has a column before the model runs",
+        )
+
+    # ------------------------------------------------------------ model state
+    def write_model_attr(self, model, name, value):
+        frame = self.frame
+        if frame.agent is not None:
+            raise UnsupportedError(
+                f"plain assignment `self.model.{name} = ...` from an agent's step",
+                f"`self.model.{name} += value` (summed over all agents), or compute it in "
+                f"`Model.step` after the agents act",
+            )
+        self.write_count += 1
+        if name not in model._mj_state_attrs:
+            self.promoted.add(name)
+        old = model.__dict__.get(name)
+        if frame.mask is not None and old is not None:
+            value = masked(frame.mask, jnp.asarray(value), jnp.asarray(old))
+        object.__setattr__(model, name, value)
+
+    def add_model_attr(self, model, name, delta):
+        frame = self.frame
+        if frame.agent is None:
+            self.write_model_attr(model, name, getattr(model, name) + delta)
+            return
+        if name not in model._mj_state_attrs:
+            self.promoted.add(name)
+        frame.effects.append(Effect("model_add", None, name, None, delta, frame.mask))
+
+    # -------------------------------------------------------------- effects
+    def apply_effects(self, effects, frame, key=None):
+        """Apply effects (batched over rows, or scalars at model level) to the columns."""
+        model = self.model
+        for e in effects:
+            if e.kind == "model_add":
+                v = jnp.asarray(e.values)
+                if e.mask is not None:
+                    v = jnp.where(jnp.broadcast_to(e.mask, v.shape), v, jnp.zeros_like(v))
+                total = jnp.sum(v)
+                old = model.__dict__.get(e.attr)
+                if old is None:
+                    raise AttributeError(f"model has no attribute '{e.attr}'")
+                object.__setattr__(model, e.attr, jnp.asarray(old) + total.astype(jnp.asarray(old).dtype))
+                continue
+            table = e.table
+            if e.attr == "__alive__":
+                col = table.alive
+            else:
+                col = table.cols[e.attr]
+            rows = jnp.ravel(e.rows)
+            mask = jnp.ravel(jnp.broadcast_to(e.mask, jnp.shape(e.rows)))
+            vals = jnp.asarray(e.values)
+            vals = jnp.reshape(jnp.broadcast_to(vals, jnp.shape(e.rows) + col.shape[1:]), (-1,) + col.shape[1:])
+            cap = col.shape[0]
+            safe_rows = jnp.where(mask, rows, cap)
+            if e.kind == "add":
+                col = col.at[safe_rows].add(vals.astype(col.dtype), mode="drop")
+            else:  # "set": one random winner per target row
+                k = frame.next_key() if key is None else key
+                prio = jax.random.randint(k, rows.shape, 0, 2**30, dtype=jnp.int32)
+                prio = jnp.where(mask, prio, -1)
+                best = jnp.full((cap,), -1, jnp.int32).at[safe_rows].max(prio, mode="drop")
+                won = mask & (best[jnp.clip(rows, 0, cap - 1)] == prio)
+                col = col.at[jnp.where(won, rows, cap)].set(vals.astype(col.dtype), mode="drop")
+            if e.attr == "__alive__":
+                table.alive = col
+            else:
+                table.cols[e.attr] = col
+
+
+def coerce(value, like, table, name):
+    """Cast a traced write to its column's dtype; refuse changes that would lose meaning."""
+    like_dtype = jnp.result_type(like)
+    value = jnp.asarray(value)
+    if value.dtype == like_dtype:
+        return value
+    if jnp.issubdtype(like_dtype, jnp.integer) and jnp.issubdtype(value.dtype, jnp.floating):
+        raise UnsupportedError(
+            f"assigning a float to `{table.cls.__name__}.{name}`, whose column holds integers",
+            f"start it as a float in `__init__` (e.g. `self.{name} = 0.0`), or round "
+            f"explicitly (`int(...)`)",
+        )
+    return value.astype(like_dtype)
+
+
+def np_dtype_of(x):
+    return np.dtype(jnp.result_type(x))

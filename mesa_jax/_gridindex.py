@@ -1,0 +1,167 @@
+"""Rectangular grid geometry and the traced cell index (who is in which cell).
+
+The cell index is rebuilt inside a compiled step whenever positions may have changed. It
+is a ``[cells, K]`` table of agent rows (``-1`` = empty slot), filled without a sort:
+in round ``r`` every not-yet-placed agent bids its row for slot ``r`` of its cell with a
+scatter-max, and the winner takes the slot. ``K`` (the capacity) is allocated on the host;
+a cell with more than ``K`` agents sets an overflow flag, and the host doubles ``K`` and
+replays the step — no agent is ever dropped.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["GridGeometry", "build_cell_index"]
+
+_uid = itertools.count()
+
+
+def build_cell_index(cell, alive, num_cells, k):
+    """Group agent rows by cell.
+
+    Arguments:
+        cell: int32 [rows], each row's cell (-1: nowhere).
+        alive: bool [rows].
+        num_cells: number of cells (static).
+        k: slots per cell (static capacity).
+
+    Returns:
+        (table [num_cells, k] of rows or -1, counts [num_cells], overflow flag).
+    """
+    rows = jnp.arange(cell.shape[0], dtype=jnp.int32)
+    placed_ok = alive & (cell >= 0)
+    c = jnp.where(placed_ok, cell, num_cells).astype(jnp.int32)
+    counts = jnp.zeros(num_cells + 1, jnp.int32).at[c].add(1)[:num_cells]
+    overflow = jnp.max(counts, initial=0) > k
+    table = jnp.full((k, num_cells + 1), -1, jnp.int32)
+
+    def cond(carry):
+        r, _, unplaced = carry
+        return (r < k) & jnp.any(unplaced)
+
+    def body(carry):
+        r, table, unplaced = carry
+        target = jnp.where(unplaced, c, num_cells)
+        best = jnp.full(num_cells + 1, -1, jnp.int32).at[target].max(jnp.where(unplaced, rows, -1))
+        won = unplaced & (best[c] == rows)
+        best = best.at[num_cells].set(-1)
+        return r + 1, table.at[r].set(best), unplaced & ~won
+
+    _, table, _ = jax.lax.while_loop(cond, body, (jnp.int32(0), table, placed_ok))
+    return table[:, :num_cells].T, counts, overflow
+
+
+class GridGeometry:
+    """A width x height grid: coordinates <-> cell ids, neighbour tables, the cell index.
+
+    Cell id of ``(x, y)`` is ``x * height + y`` (Mesa's coordinate order).
+    """
+
+    def __init__(self, width, height, torus, column):
+        self.width, self.height, self.torus = int(width), int(height), bool(torus)
+        self.num_cells = self.width * self.height
+        self.column = column  # name of the agents' position column
+        self.uid = next(_uid)
+        self._nbr_cache: dict = {}
+
+    # ------------------------------------------------------------ coordinates
+    def index_of(self, pos):
+        x, y = pos
+        return int(x) * self.height + int(y)
+
+    def coord_of(self, idx):
+        idx = int(idx)
+        return (idx // self.height, idx % self.height)
+
+    def out_of_bounds(self, pos):
+        x, y = pos
+        return x < 0 or x >= self.width or y < 0 or y >= self.height
+
+    # -------------------------------------------------------------- neighbours
+    def offsets(self, radius, moore, include_center):
+        out = []
+        for dx in range(-radius, radius + 1):
+            for dy in range(-radius, radius + 1):
+                if not moore and abs(dx) + abs(dy) > radius:
+                    continue
+                if dx == 0 and dy == 0 and not include_center:
+                    continue
+                out.append((dx, dy))
+        return out
+
+    def neighbour_table(self, radius=1, moore=True, include_center=False):
+        """numpy [cells, M] of neighbour cell ids, -1 where a non-torus edge cuts it off."""
+        key = (radius, moore, include_center)
+        tab = self._nbr_cache.get(key)
+        if tab is None:
+            offs = np.asarray(self.offsets(radius, moore, include_center), np.int64).reshape(-1, 2)
+            ids = np.arange(self.num_cells)
+            x, y = ids // self.height, ids % self.height
+            nx = x[:, None] + offs[None, :, 0]
+            ny = y[:, None] + offs[None, :, 1]
+            if self.torus:
+                nx %= self.width
+                ny %= self.height
+                tab = nx * self.height + ny
+            else:
+                ok = (nx >= 0) & (nx < self.width) & (ny >= 0) & (ny < self.height)
+                tab = np.where(ok, nx * self.height + ny, -1)
+            tab = tab.astype(np.int32)
+            self._nbr_cache[key] = tab
+        return tab
+
+    # ---------------------------------------------------------- traced index
+    def traced_index(self, ctx, table):
+        """(slots [cells, K], counts) for one agent table, built once per phase of a step."""
+        key = (self.uid, id(table))
+        hit = ctx.indexes.get(key)
+        if hit is None:
+            name = f"cell_index:{type(self).__name__}{self.uid}:{table.cls.__name__}"
+            k = ctx.capacities.get(name, 8)
+            col = table.cols[self.column]
+            slots, counts, overflow = build_cell_index(col, table.alive, self.num_cells, k)
+            ctx.flag(name, overflow)
+            hit = ctx.indexes[key] = (slots, counts)
+        return hit
+
+    def tables(self, model):
+        return [t for t in model._mj_tables.values()
+                if getattr(t, "spaces", None) and self in t.spaces.values() and self.column in t.cols]
+
+    # ----------------------------------------------------------- host index
+    def host_occupancy(self, model):
+        """{cell id: [(table, row), ...]} built from the columns (eager queries)."""
+        version = model.__dict__.get("_mj_version", 0)
+        cached = getattr(self, "_occ", None)
+        if cached is not None and cached[0] == version and cached[1] is model:
+            return cached[2]
+        occ: dict = {}
+        for t in self.tables(model):
+            col = np.asarray(t.cols[self.column])[: t.n]
+            alive = np.asarray(t.alive)[: t.n]
+            rows = np.flatnonzero(alive & (col >= 0))
+            for r, c in zip(rows.tolist(), col[rows].tolist()):
+                occ.setdefault(c, []).append((t, r))
+        self._occ = (version, model, occ)
+        return occ
+
+    def host_move(self, model, table, row, old, new):
+        """Keep a built host occupancy in step with an eager move."""
+        cached = getattr(self, "_occ", None)
+        if cached is None or cached[1] is not model or cached[0] != model.__dict__.get("_mj_version", 0):
+            return
+        occ = cached[2]
+        if old is not None and old >= 0:
+            lst = occ.get(old)
+            if lst is not None:
+                try:
+                    lst.remove((table, row))
+                except ValueError:
+                    pass
+        if new is not None and new >= 0:
+            occ.setdefault(new, []).append((table, row))

@@ -1,0 +1,790 @@
+"""The runtime that converted code calls (``__mj.<name>`` in converted source).
+
+Every helper keeps plain Python semantics for plain Python values, so a condition that
+is a Python bool costs nothing; traced values take the masked / vectorised path.
+"""
+
+from __future__ import annotations
+
+import builtins
+import functools
+import math
+import operator
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._collections import TracedList, make_agent_handle
+from ._context import UNDEF, current, is_traced
+from .errors import MesaJaxError, UnsupportedError, user_location
+
+_PKG_DIR = os.path.dirname(os.path.abspath(__file__))
+_LIB_DIRS = tuple({p for p in sys.path if p.endswith(("site-packages", "dist-packages"))}
+                  | {os.path.dirname(os.__file__)})
+_MAX_DEPTH = 32
+_depth: dict = {}
+
+
+def _agent_cls():
+    from .agent import Agent
+
+    return Agent
+
+
+def _model_cls():
+    from .model import Model
+
+    return Model
+
+
+def fail(construct, fix, location):
+    raise UnsupportedError(construct, fix, location)
+
+
+def mark_converted(fn):
+    fn.__mj_converted__ = True
+    return fn
+
+
+# ----------------------------------------------------------------- truthiness
+def _has_tracer(x):
+    return builtins.any(is_traced(leaf) for leaf in jax.tree.leaves(x))
+
+
+def test(x):
+    """A condition: a Python bool when static, a traced bool otherwise."""
+    if isinstance(x, bool):
+        return x
+    if is_traced(x):
+        return x if x.dtype == jnp.bool_ else x != 0
+    if isinstance(x, TracedList):
+        return x.any()
+    Agent = _agent_cls()
+    if isinstance(x, Agent):
+        valid = x.__dict__.get("_valid", True)
+        return valid if is_traced(valid) else bool(valid)
+    if x is UNDEF:
+        bool(x)
+    valid = getattr(x, "_mj_valid", None)  # traced cells etc.
+    if valid is not None:
+        return valid if is_traced(valid) else bool(valid)
+    if isinstance(x, jax.Array):
+        return bool(x)
+    return bool(x)
+
+
+def is_static(c):
+    return isinstance(c, bool)
+
+
+def static_true(c):
+    return c is True
+
+
+def test_static(x, location):
+    c = test(x)
+    if not isinstance(c, bool):
+        raise UnsupportedError(
+            "a `while` loop on a traced condition that uses `break`, `continue`, `return` or "
+            "`else`",
+            "drop the jump: keep the exit condition in the `while` test itself "
+            "(`while energy > 0 and not found:`)", location)
+    return c
+
+
+def push(c):
+    current().frame.masks.append(jnp.asarray(c))
+
+
+def pop():
+    current().frame.masks.pop()
+
+
+def not_(x):
+    c = test(x)
+    return (not c) if isinstance(c, bool) else jnp.logical_not(c)
+
+
+def and_(*thunks):
+    value = thunks[0]()
+    for th in thunks[1:]:
+        c = test(value)
+        if isinstance(c, bool):
+            if not c:
+                return value
+            value = th()
+            continue
+        nxt = th()
+        value = _select_value(c, nxt, value)
+    return value
+
+
+def or_(*thunks):
+    value = thunks[0]()
+    for th in thunks[1:]:
+        c = test(value)
+        if isinstance(c, bool):
+            if c:
+                return value
+            value = th()
+            continue
+        nxt = th()
+        value = _select_value(c, value, nxt)
+    return value
+
+
+def _select_value(c, a, b):
+    """``a if c else b`` for a traced ``c``: bools combine, numbers select."""
+    if isinstance(a, (bool,)) or isinstance(b, bool) or (
+        is_traced(a) and a.dtype == jnp.bool_) or (is_traced(b) and b.dtype == jnp.bool_):
+        return jnp.where(c, test(a), test(b))
+    return select(c, a, b, "<expression>")
+
+
+def ifexp(c, then, other):
+    c = test(c)
+    if isinstance(c, bool):
+        return then() if c else other()
+    push(c)
+    try:
+        a = then()
+    finally:
+        pop()
+    push(jnp.logical_not(c))
+    try:
+        b = other()
+    finally:
+        pop()
+    return select(c, a, b, "<conditional expression>")
+
+
+# ------------------------------------------------------------ locals merging
+def snap(locs, names):
+    return tuple(locs.get(n, UNDEF) for n in names)
+
+
+def merge(c, ta, tb, names):
+    if isinstance(c, bool):
+        return ta if c else tb
+    return tuple(select(c, a, b, n) for a, b, n in zip(ta, tb, names))
+
+
+def select(c, a, b, name):
+    """Merge the two values a variable has after the two paths of a traced branch."""
+    if a is b:
+        return a
+    if a is UNDEF:
+        return b
+    if b is UNDEF:
+        return a
+    Agent = _agent_cls()
+    if isinstance(a, Agent) and isinstance(b, Agent):
+        if a._table is not b._table:
+            raise UnsupportedError(
+                f"variable `{name}` holding agents of two classes "
+                f"({a._table.cls.__name__}, {b._table.cls.__name__}) after a traced branch",
+                "keep one class per variable (use two variables)")
+        row = jnp.where(c, a._row, b._row)
+        valid = jnp.where(c, a.__dict__.get("_valid", True), b.__dict__.get("_valid", True))
+        return make_agent_handle(a._table, row, valid)
+    if isinstance(a, TracedList) and isinstance(b, TracedList):
+        if a.table is not b.table or a.capacity != b.capacity:
+            raise UnsupportedError(
+                f"variable `{name}` holding two different kinds of list after a traced branch",
+                "assign lists of the same kind and length in both branches")
+        vals = jax.tree.map(lambda x, y: jnp.where(c, x, y), a.values, b.values)
+        return TracedList(vals, jnp.where(c, a.mask, b.mask), a.table, a.wrap, False)
+    if hasattr(a, "_mj_select"):
+        return a._mj_select(c, b)
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)) and len(a) == len(b):
+        return type(a)(select(c, x, y, name) for x, y in zip(a, b))
+    if a is None or b is None:
+        raise UnsupportedError(
+            f"variable `{name}` that is None on one path of a traced branch and a value on "
+            f"the other (or a function that returns a value on one path only)",
+            "give it a value on both paths (e.g. `0` or a default) before the `if`")
+    if _numeric(a) and _numeric(b):
+        return jnp.where(c, a, b)
+    try:
+        if a == b:
+            return a
+    except Exception:  # noqa: BLE001
+        pass
+    raise UnsupportedError(
+        f"variable `{name}` holding different Python objects ({type(a).__name__}, "
+        f"{type(b).__name__}) after a branch on a traced condition",
+        "assign numbers, agents or cells in traced branches, or branch on a Python value")
+
+
+def _numeric(x):
+    return isinstance(x, (int, float, bool, np.number, np.ndarray, np.bool_)) or is_traced(x) or (
+        isinstance(x, jax.Array))
+
+
+# ---------------------------------------------------------------- identity
+def is_(a, b):
+    Agent = _agent_cls()
+    if a is b:
+        return True
+    if isinstance(a, Agent) and isinstance(b, Agent):
+        if a._table is not b._table:
+            return False
+        ra, rb = a._row, b._row
+        if not (is_traced(ra) or is_traced(rb)):
+            return False  # two handles of concrete rows are the same object when equal
+        va, vb = a.__dict__.get("_valid", True), b.__dict__.get("_valid", True)
+        return jnp.logical_and(ra == rb, jnp.logical_and(va, vb))
+    if b is None and isinstance(a, Agent):
+        v = a.__dict__.get("_valid", True)
+        return jnp.logical_not(v) if is_traced(v) else (not v)
+    if a is None and isinstance(b, Agent):
+        return is_(b, a)
+    if b is None and hasattr(a, "_mj_valid"):
+        return jnp.logical_not(a._mj_valid)
+    if hasattr(a, "_mj_same") and type(a) is type(b):
+        return a._mj_same(b)
+    return False
+
+
+def is_not(a, b):
+    r = is_(a, b)
+    return (not r) if isinstance(r, bool) else jnp.logical_not(r)
+
+
+def in_(x, coll):
+    if isinstance(coll, TracedList):
+        Agent = _agent_cls()
+        if coll.table is not None:
+            if not isinstance(x, Agent) or x._table is not coll.table:
+                return False
+            return jnp.any(coll.mask & (coll.values == x._row) & x.__dict__.get("_valid", True))
+        if coll.wrap is not None and hasattr(x, "_mj_key"):
+            return jnp.any(coll.mask & (coll.values == x._mj_key()))
+        return jnp.any(coll.mask & (coll.values == x))
+    if is_traced(x) and isinstance(coll, (list, tuple, set, range)):
+        return jnp.any(jnp.asarray([x == v for v in coll]))
+    return x in coll
+
+
+# ------------------------------------------------------------------ calls
+def _is_user_function(fn):
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return False
+    filename = os.path.abspath(code.co_filename)
+    if filename.startswith(_PKG_DIR + os.sep):
+        return False
+    if f"{os.sep}mesa{os.sep}examples{os.sep}" in filename:
+        return True
+    if filename.startswith(_LIB_DIRS):
+        return False
+    return True
+
+
+_MUTATORS = {"append", "extend", "insert", "pop", "remove", "clear", "add", "update",
+             "discard", "setdefault", "popitem", "sort", "reverse", "__setitem__"}
+
+
+def call(f, *args, **kwargs):
+    """Call ``f`` from converted code: builtins overloaded, user functions converted."""
+    override = _BUILTINS.get(id(f)) if isinstance(f, (types_builtin, type)) else None
+    if override is not None and override[0] is f:
+        return override[1](*args, **kwargs)
+    owner = getattr(f, "__self__", None)
+    if owner is not None and isinstance(owner, (list, dict, set)) and getattr(f, "__name__", "") in _MUTATORS:
+        _check_container_mutation(owner, f.__name__)
+    mod = getattr(f, "__module__", None) or ""
+    if mod.startswith(("numpy", "math")) or f in _MATH:
+        if _has_tracer((args, kwargs)) or builtins.any(isinstance(a, TracedList) for a in args):
+            return _numpy_call(f, args, kwargs)
+        return f(*args, **kwargs)
+    func = getattr(f, "__func__", None)
+    if func is not None and owner is not None and _is_user_function(func):
+        return _call_converted(func, (owner,) + args, kwargs)
+    if isinstance(f, functools.partial) and _is_user_function(f.func):
+        return _call_converted(f.func, f.args + args, {**f.keywords, **kwargs})
+    if type(f).__name__ == "function" and _is_user_function(f):
+        return _call_converted(f, args, kwargs)
+    return f(*args, **kwargs)
+
+
+def _call_converted(fn, args, kwargs):
+    from ._convert import convert
+
+    conv = convert(fn)
+    key = fn.__code__
+    depth = _depth.get(key, 0)
+    if depth >= _MAX_DEPTH:
+        raise UnsupportedError(
+            f"recursion in `{fn.__qualname__}` ({_MAX_DEPTH} nested calls while compiling; "
+            f"both branches of a traced condition are traced, so recursion never ends)",
+            "rewrite the recursion as a loop with a bounded number of iterations")
+    _depth[key] = depth + 1
+    try:
+        return conv(*args, **kwargs)
+    finally:
+        _depth[key] = depth
+
+
+def _check_container_mutation(owner, method):
+    ctx = current()
+    if ctx is None:
+        return
+    if ctx.frame.branch_masked:
+        raise UnsupportedError(
+            f"`{type(owner).__name__}.{method}` inside a branch on a traced condition (both "
+            f"branches run while compiling, so the {type(owner).__name__} would change on "
+            f"both paths)",
+            "build the list with a comprehension and a filter "
+            "(`[a for a in cell.agents if a.wealth > 0]`), or count with a traced number")
+    model = ctx.model
+    for name, value in vars(model).items():
+        if value is owner:
+            raise UnsupportedError(
+                f"`self.{name}.{method}(...)` on a Python {type(owner).__name__} kept on the "
+                f"model (a compiled step runs its Python once, while compiling)",
+                f"record values with a DataCollector, or keep a numeric array on the model "
+                f"(`self.{name} = np.zeros(n)`) and write into it")
+
+
+def ga(obj, name):
+    """Attribute read; user-defined properties run converted."""
+    for klass in type(obj).__mro__:
+        d = klass.__dict__
+        if name in d:
+            attr = d[name]
+            if isinstance(attr, property) and attr.fget is not None and _is_user_function(attr.fget):
+                return _call_converted(attr.fget, (obj,), {})
+            break
+    return getattr(obj, name)
+
+
+_AUG = {"Add": operator.add, "Sub": operator.sub, "Mult": operator.mul, "Div": operator.truediv,
+        "FloorDiv": operator.floordiv, "Mod": operator.mod, "Pow": operator.pow,
+        "BitAnd": operator.and_, "BitOr": operator.or_, "BitXor": operator.xor,
+        "LShift": operator.lshift, "RShift": operator.rshift, "MatMult": operator.matmul}
+
+
+def augattr(obj, name, op, value):
+    """``obj.name <op>= value``; ``+=``/``-=`` on other agents or the model add up."""
+    ctx = current()
+    Agent, Model = _agent_cls(), _model_cls()
+    if ctx is not None and op in ("Add", "Sub") and isinstance(obj, (Agent, Model)):
+        delta = value if op == "Add" else -jnp.asarray(value)
+        if isinstance(obj, Agent):
+            ctx.add_attr(obj, name, delta)
+        else:
+            ctx.add_model_attr(obj, name, delta)
+        return
+    setattr(obj, name, _AUG[op](ga(obj, name), value))
+
+
+# ------------------------------------------------------------- comprehensions
+def _element_out(out, what):
+    """Flatten a comprehension result element: agents become (row, valid)."""
+    Agent = _agent_cls()
+    if isinstance(out, Agent):
+        return ("agent", out._table), (jnp.asarray(out._row), jnp.asarray(out.__dict__.get("_valid", True)))
+    if hasattr(out, "_mj_flatten"):
+        wrap, leaves = out._mj_flatten()
+        return ("wrap", wrap), leaves
+    if isinstance(out, TracedList):
+        raise UnsupportedError(f"a {what} whose elements are lists", "flatten it into one comprehension")
+    return ("value", None), out
+
+
+def _vectorised(lists, fn, cond, star, what):
+    """Run ``fn``/``cond`` vmapped over the elements of traced lists; concatenate."""
+    ctx = current()
+    frame = ctx.frame
+    results = []
+    for lst in lists:
+        key = frame.next_key()
+        meta = []
+        own_before = dict(frame.own) if frame.own is not None else None
+        n_eff = len(frame.effects)
+
+        def one(vals, ok, i, lst=lst, meta=meta, key=key):
+            saved = frame.key
+            frame.key = jax.random.fold_in(key, i)
+            frame.masks.append(ok)
+            try:
+                if lst.table is not None:
+                    e = make_agent_handle(lst.table, vals, ok)
+                elif lst.wrap is not None:
+                    e = lst.wrap(vals, ok)
+                else:
+                    e = vals
+                args = tuple(e) if star else (e,)
+                out = fn(*args)
+                c = True if cond is None else test(cond(*args))
+            finally:
+                frame.masks.pop()
+                frame.key = saved
+            kind, leaves = _element_out(out, what)
+            valid = jnp.asarray(True)
+            if kind[0] == "agent":
+                leaves, valid = leaves
+            meta.append(kind)
+            return leaves, jnp.logical_and(jnp.asarray(c), valid)
+
+        idx = jnp.arange(lst.capacity)
+        leaves, c = jax.vmap(one)(lst.values, lst.mask, idx)
+        if (frame.own is not None and builtins.any(frame.own[k] is not v for k, v in own_before.items())) \
+                or len(frame.effects) != n_eff:
+            raise UnsupportedError(f"an assignment inside a {what}",
+                                   "assign in a `for` loop, or compute values in the comprehension "
+                                   "and assign after it")
+        kind = meta[0]
+        mask = lst.mask & c
+        if kind[0] == "agent":
+            results.append(TracedList(leaves, mask, table=kind[1]))
+        elif kind[0] == "wrap":
+            results.append(TracedList(leaves, mask, wrap=kind[1]))
+        else:
+            results.append(TracedList(leaves, mask))
+    if len(results) == 1:
+        return results[0]
+    return concat_lists(results, what)
+
+
+def concat_lists(results, what):
+    first = results[0]
+    if builtins.any(r.table is not first.table or r.wrap is not first.wrap for r in results):
+        raise UnsupportedError(f"a {what} mixing agents of several classes",
+                               "filter by class first (`isinstance(a, Sheep)`) or use "
+                               "`model.agents_by_type[Sheep]`")
+    vals = jax.tree.map(lambda *xs: jnp.concatenate(xs), *[r.values for r in results])
+    return TracedList(vals, jnp.concatenate([r.mask for r in results]), first.table, first.wrap)
+
+
+def traced_lists(iterable):
+    """The traced lists behind an iterable, or None for a plain Python iterable."""
+    if isinstance(iterable, TracedList):
+        return [iterable]
+    fn = getattr(iterable, "_mj_traced_lists", None)
+    if fn is not None:
+        return fn()
+    return None
+
+
+def comp(iterable, fn, cond, star, kind):
+    what = "list comprehension" if kind == "list" else "generator expression"
+    lists = traced_lists(iterable)
+    if lists is not None:
+        return _vectorised(lists, fn, cond, star, what)
+    out, conds = [], []
+    for e in iterable:
+        args = tuple(e) if star else (e,)
+        c = True if cond is None else test(cond(*args))
+        if c is False:
+            continue
+        out.append(fn(*args))
+        conds.append(c)
+    if builtins.all(c is True for c in conds):
+        return out
+    leaves = [_element_out(o, what) for o in out]
+    kinds = {k for k, _ in leaves}
+    if len(kinds) != 1:
+        raise UnsupportedError(f"a {what} with elements of different kinds and a traced filter",
+                               "keep one kind of element")
+    k = kinds.pop()
+    mask = jnp.stack([jnp.asarray(c) for c in conds])
+    if k[0] == "agent":
+        rows = jnp.stack([l[0] for _, l in leaves])
+        valid = jnp.stack([l[1] for _, l in leaves])
+        return TracedList(rows, mask & valid, table=k[1])
+    vals = jax.tree.map(lambda *xs: jnp.stack(xs), *[l for _, l in leaves])
+    return TracedList(vals, mask, wrap=k[1] if k[0] == "wrap" else None)
+
+
+_UNROLL_LIMIT = 64
+
+
+def iter_(iterable, has_break, location):
+    """Items for a converted ``for``: (validity, element) pairs."""
+    lists = traced_lists(iterable)
+    if lists is None:
+        for e in iterable:
+            yield True, e
+        return
+    if has_break:
+        raise UnsupportedError("`break`/`continue` in a `for` over a traced collection",
+                               "use a comprehension with a filter, or a flag that guards the "
+                               "rest of the loop body (`if not done:`)", location)
+    for lst in lists:
+        if lst.capacity > _UNROLL_LIMIT:
+            raise UnsupportedError(
+                f"a `for` loop over a traced collection of up to {lst.capacity} elements "
+                f"(loops are unrolled; the limit is {_UNROLL_LIMIT})",
+                "act on every agent with `agents.do(\"method\")` / `agents.shuffle_do(...)`, or "
+                "use a comprehension (`sum(a.wealth for a in agents)`)", location)
+        for i in range(lst.capacity):
+            yield lst.mask[i], lst.element(i)
+
+
+def while_(cond_fn, body_fn, state, names, location):
+    """A converted ``while``: a Python loop while the test is static, else lax.while_loop."""
+    while True:
+        c = test(cond_fn(state))
+        if isinstance(c, bool):
+            if not c:
+                return state
+            state = body_fn(state)
+            continue
+        return _traced_while(cond_fn, body_fn, state, names, location)
+
+
+def _traced_while(cond_fn, body_fn, state, names, location):
+    ctx = current()
+    frame = ctx.frame
+    for n, v in zip(names, state):
+        if v is UNDEF:
+            raise UnsupportedError(
+                f"variable `{n}` first assigned inside a `while` loop on a traced condition",
+                f"assign `{n}` before the loop (e.g. `{n} = 0`)", location)
+    outer_mask = frame.mask
+    own_keys = sorted(frame.own) if frame.own is not None else []
+
+    def install(carry):
+        s, own, key = carry
+        if frame.own is not None:
+            frame.own.update(dict(zip(own_keys, own)))
+        frame.key = key
+        return s
+
+    def pack(s):
+        own = tuple(frame.own[k] for k in own_keys) if frame.own is not None else ()
+        return (tuple(jnp.asarray(x) for x in s), own, frame.key)
+
+    def cf(carry):
+        c = test(cond_fn(install(carry)))
+        c = jnp.asarray(c)
+        return c if outer_mask is None else jnp.logical_and(c, outer_mask)
+
+    def bf(carry):
+        n_eff, writes = len(frame.effects), ctx.write_count
+        s = body_fn(install(carry))
+        if len(frame.effects) != n_eff or ctx.write_count != writes:
+            raise UnsupportedError(
+                "a write to another agent or to the model inside a `while` loop on a traced "
+                "condition", "compute the value in the loop and write it once after the loop",
+                location)
+        return pack(s)
+
+    init = pack(state)
+    try:
+        out = jax.lax.while_loop(cf, bf, init)
+    except TypeError as exc:
+        raise UnsupportedError(
+            f"a `while` loop on a traced condition whose variables change type ({exc})",
+            "give the loop variables their final type before the loop (e.g. `x = 0.0`)",
+            location) from exc
+    return tuple(install(out))
+
+
+# ---------------------------------------------------------------- builtins
+def _masked_fill(lst, fill_kind, what):
+    v = lst.numeric(what)
+    dt = v.dtype
+    if fill_kind == "max":
+        fill = jnp.inf if jnp.issubdtype(dt, jnp.floating) else jnp.iinfo(dt).max
+    else:
+        fill = -jnp.inf if jnp.issubdtype(dt, jnp.floating) else jnp.iinfo(dt).min
+    m = lst.mask.reshape(lst.mask.shape + (1,) * (v.ndim - 1))
+    return jnp.where(m, v, jnp.asarray(fill, dt))
+
+
+def _len(x):
+    if isinstance(x, TracedList):
+        return x.count()
+    lists = traced_lists(x)
+    if lists is not None:
+        return builtins.sum(l.count() for l in lists)
+    return len(x)
+
+
+def _sum(x, start=0):
+    lists = traced_lists(x)
+    if lists is not None:
+        total = start
+        for lst in lists:
+            v = lst.numeric("sum")
+            m = lst.mask.reshape(lst.mask.shape + (1,) * (v.ndim - 1))
+            total = total + jnp.sum(jnp.where(m, v, jnp.zeros_like(v)), axis=0)
+        return total
+    return builtins.sum(x, start)
+
+
+def _minmax(name, *args, key=None, **kw):
+    red = jnp.min if name == "min" else jnp.max
+    arg = jnp.argmin if name == "min" else jnp.argmax
+    pyf = builtins.min if name == "min" else builtins.max
+    if len(args) == 1:
+        lists = traced_lists(args[0])
+        if lists is not None:
+            lst = lists[0] if len(lists) == 1 else concat_lists(lists, name)
+            if key is not None:
+                keys = comp(lst, key, None, False, "gen")
+                filled = _masked_fill(keys, "max" if name == "min" else "min", name)
+                return lst.element(arg(filled), lst.any())
+            return red(_masked_fill(lst, "max" if name == "min" else "min", name), axis=0)
+        if key is None and not kw and _has_tracer(list(args[0]) if isinstance(args[0], (list, tuple)) else ()):
+            return functools.reduce(jnp.minimum if name == "min" else jnp.maximum, args[0])
+        return pyf(*args, key=key, **kw) if key is not None else pyf(*args, **kw)
+    if key is None and _has_tracer(args):
+        return functools.reduce(jnp.minimum if name == "min" else jnp.maximum, args)
+    return pyf(*args, key=key, **kw) if key is not None else pyf(*args, **kw)
+
+
+def _sorted(x, key=None, reverse=False):
+    lists = traced_lists(x)
+    if lists is None:
+        return builtins.sorted(x, key=key, reverse=reverse)
+    lst = lists[0] if len(lists) == 1 else concat_lists(lists, "sorted")
+    if key is None:
+        k = _masked_fill(lst, "min" if reverse else "max", "sorted")
+    else:
+        k = _masked_fill(comp(lst, key, None, False, "gen"), "min" if reverse else "max", "sorted")
+    if key is None and lst.table is None and lst.wrap is None and k.ndim == 1:
+        vals = jnp.sort(k)
+        if reverse:
+            vals = vals[::-1]
+        return TracedList(vals, jnp.arange(lst.capacity) < lst.count(), compact=True)
+    order = jnp.argsort(-k if reverse else k, stable=True)
+    vals = jax.tree.map(lambda a: a[order], lst.values)
+    return TracedList(vals, jnp.arange(lst.capacity) < lst.count(), lst.table, lst.wrap, compact=True)
+
+
+def _any(x):
+    lists = traced_lists(x)
+    if lists is None:
+        vals = list(x)
+        if _has_tracer(vals):
+            return jnp.any(jnp.asarray([test(v) for v in vals]))
+        return builtins.any(vals)
+    return jnp.any(jnp.stack([jnp.any(l.mask & _truth(l)) for l in lists]))
+
+
+def _all(x):
+    lists = traced_lists(x)
+    if lists is None:
+        vals = list(x)
+        if _has_tracer(vals):
+            return jnp.all(jnp.asarray([test(v) for v in vals]))
+        return builtins.all(vals)
+    return jnp.all(jnp.stack([jnp.all(~l.mask | _truth(l)) for l in lists]))
+
+
+def _truth(lst):
+    if lst.table is not None or lst.wrap is not None:
+        return jnp.ones_like(lst.mask)
+    v = lst.values
+    return v if v.dtype == jnp.bool_ else v != 0
+
+
+def _enumerate(x, start=0):
+    lists = traced_lists(x)
+    if lists is None:
+        return builtins.enumerate(x, start)
+    lst = lists[0] if len(lists) == 1 else concat_lists(lists, "enumerate")
+    rank = jnp.cumsum(lst.mask.astype(jnp.int32)) - 1 + start
+    inner_table, inner_wrap = lst.table, lst.wrap
+
+    def wrap(v, ok):
+        i, inner = v
+        if inner_table is not None:
+            return (i, make_agent_handle(inner_table, inner, ok))
+        if inner_wrap is not None:
+            return (i, inner_wrap(inner, ok))
+        return (i, inner)
+
+    return TracedList((rank, lst.values), lst.mask, wrap=wrap, compact=lst.compact)
+
+
+def _list(x=()):
+    if isinstance(x, TracedList):
+        return x
+    lists = traced_lists(x)
+    if lists is not None:
+        return lists[0] if len(lists) == 1 else concat_lists(lists, "list")
+    return list(x)
+
+
+def _range(*args):
+    if _has_tracer(args):
+        raise UnsupportedError("`range()` with a traced bound",
+                               "loop over a Python int bound (a model constant), and skip "
+                               "iterations with `if i < n:`")
+    return range(*args)
+
+
+def _conv(pytype, jtype):
+    def f(x=0, *rest):
+        if is_traced(x):
+            if pytype is bool:
+                return test(x)
+            if pytype is int and jnp.issubdtype(x.dtype, jnp.floating):
+                return jnp.trunc(x).astype(jtype)
+            return x.astype(jtype)
+        if isinstance(x, TracedList):
+            raise UnsupportedError(f"`{pytype.__name__}()` of a traced list", "reduce it first (`sum`, `len`)")
+        return pytype(x, *rest)
+    return f
+
+
+def _abs(x):
+    return jnp.abs(x) if is_traced(x) else builtins.abs(x)
+
+
+def _round(x, ndigits=None):
+    if is_traced(x):
+        return jnp.round(x, ndigits or 0) if ndigits else jnp.round(x).astype(jnp.int32)
+    return builtins.round(x, ndigits)
+
+
+def _isinstance(obj, classes):
+    return builtins.isinstance(obj, classes)
+
+
+types_builtin = type(len)
+_BUILTINS = {id(f): (f, g) for f, g in [
+    (len, _len), (sum, _sum), (min, functools.partial(_minmax, "min")),
+    (max, functools.partial(_minmax, "max")), (sorted, _sorted), (any, _any), (all, _all),
+    (enumerate, _enumerate), (list, _list), (tuple, _list), (range, _range),
+    (int, _conv(int, jnp.int32)), (float, _conv(float, jnp.float32)), (bool, _conv(bool, jnp.bool_)),
+    (abs, _abs), (round, _round), (isinstance, _isinstance),
+]}
+
+_MATH = {math.sqrt, math.exp, math.log, math.sin, math.cos, math.tan, math.atan2, math.floor,
+         math.ceil, math.hypot, math.fabs, math.pow}
+_MATH_TO_JNP = {math.sqrt: jnp.sqrt, math.exp: jnp.exp, math.log: jnp.log, math.sin: jnp.sin,
+                math.cos: jnp.cos, math.tan: jnp.tan, math.atan2: jnp.arctan2,
+                math.floor: jnp.floor, math.ceil: jnp.ceil, math.hypot: jnp.hypot,
+                math.fabs: jnp.abs, math.pow: jnp.power}
+
+
+def _numpy_call(f, args, kwargs):
+    if f in _MATH_TO_JNP:
+        return _MATH_TO_JNP[f](*args, **kwargs)
+    name = getattr(f, "__name__", "")
+    if args and isinstance(args[0], TracedList):
+        lst = args[0]
+        if name in ("sum", "mean", "max", "min", "average") and len(args) == 1 and not kwargs:
+            if name == "sum":
+                return _sum(lst)
+            if name in ("mean", "average"):
+                return _sum(lst) / lst.count()
+            return _minmax(name, lst)
+        if name in ("array", "asarray"):
+            return lst.numeric(name)
+        raise UnsupportedError(f"`numpy.{name}` on a traced list",
+                               "reduce with sum/mean/min/max, or build the array with a comprehension")
+    jf = getattr(jnp, name, None)
+    if jf is None:
+        raise UnsupportedError(f"`numpy.{name}` on traced values",
+                               "use a numpy function that jax.numpy also provides")
+    return jf(*args, **kwargs)

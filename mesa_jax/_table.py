@@ -1,0 +1,162 @@
+"""AgentTable: one agent class's state as columns (one row per agent).
+
+Build phase: numpy columns that grow by doubling. After the first compiled step the
+columns are device arrays; an eager write brings them back to the host first.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+
+__all__ = ["AgentTable", "column_dtype"]
+
+# Attributes kept by mesa_jax itself (positions in a space); never user columns.
+_INTERNAL_PREFIX = "_mj_"
+
+
+def column_dtype(value):
+    """The column dtype and per-row shape for a first value, or (object, ()) for anything else."""
+    if isinstance(value, (bool, np.bool_)):
+        return np.dtype(np.bool_), ()
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return np.dtype(np.int32), ()
+    if isinstance(value, (float, np.floating)):
+        return np.dtype(np.float32), ()
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+        kind = value.dtype.kind
+        dt = {"b": np.bool_, "i": np.int32, "u": np.int32, "f": np.float32}[kind]
+        return np.dtype(dt), value.shape
+    if hasattr(value, "shape") and hasattr(value, "dtype") and not isinstance(value, np.ndarray):
+        # a device array (jax) assigned eagerly
+        arr = np.asarray(value)
+        return column_dtype(arr if arr.ndim else arr[()])
+    return np.dtype(object), ()
+
+
+def _to_python(value, dtype):
+    if dtype == np.bool_:
+        return bool(value)
+    if dtype.kind == "i":
+        return int(value)
+    if dtype.kind == "f":
+        return float(value)
+    return value
+
+
+class AgentTable:
+    """Columns of one agent class: ``alive``, ``unique_id`` and one column per attribute."""
+
+    def __init__(self, cls, model):
+        self.cls = cls
+        self.model = model
+        self.n = 0
+        self.cap = 16
+        self.alive = np.zeros(self.cap, np.bool_)
+        self.uid = np.zeros(self.cap, np.int32)
+        self.cols: dict[str, np.ndarray] = {}
+        self.handles = weakref.WeakValueDictionary()
+        self.spaces: dict = {}  # position column name -> GridGeometry
+        self.grids: dict = {}  # position column name -> the grid object
+        self.static_cols: dict = {}
+        self.cap_extra = 0  # spare rows reserved for births in compiled steps
+
+    # ----------------------------------------------------------------- rows
+    def _grow(self, need):
+        if need <= self.cap:
+            return
+        self.to_host()
+        cap = self.cap
+        while cap < need:
+            cap *= 2
+        self.alive = np.concatenate([self.alive, np.zeros(cap - self.cap, np.bool_)])
+        self.uid = np.concatenate([self.uid, np.zeros(cap - self.cap, np.int32)])
+        for name, col in self.cols.items():
+            pad = np.zeros((cap - self.cap,) + col.shape[1:], col.dtype)
+            if col.dtype == object:
+                pad[...] = None
+            self.cols[name] = np.concatenate([col, pad])
+        self.cap = cap
+
+    def add_rows(self, uids):
+        """Append rows for new agents; returns their row indices."""
+        self.to_host()
+        k = len(uids)
+        self._grow(self.n + k)
+        rows = np.arange(self.n, self.n + k)
+        self.alive[rows] = True
+        self.uid[rows] = uids
+        self.n += k
+        return rows
+
+    @property
+    def on_device(self):
+        return not isinstance(self.alive, np.ndarray)
+
+    def to_host(self):
+        """Make every column a writable numpy array (after a compiled step they live on device)."""
+        if not self.on_device:
+            return
+        self.alive = np.array(self.alive)
+        self.uid = np.array(self.uid)
+        self.cols = {k: np.array(v) for k, v in self.cols.items()}
+
+    # ------------------------------------------------------------ columns
+    def has(self, name):
+        return name in self.cols
+
+    def get(self, row, name):
+        col = self.cols[name]
+        value = col[row]
+        if col.dtype == object:
+            return value
+        if col.ndim > 1:
+            return np.array(value)
+        return _to_python(value, col.dtype)
+
+    def set(self, row, name, value):
+        self.to_host()
+        col = self.cols.get(name)
+        if col is None:
+            dtype, shape = column_dtype(value)
+            col = np.zeros((self.cap,) + shape, dtype)
+            if dtype == object:
+                col[...] = None
+            self.cols[name] = col
+        elif col.dtype != object:
+            dtype, shape = column_dtype(value)
+            if dtype == object or shape != col.shape[1:]:
+                col = col.astype(object)
+                self.cols[name] = col
+            elif dtype != col.dtype and np.result_type(dtype, col.dtype) != col.dtype:
+                # Python promotes int to float on assignment; so does the column, on the host.
+                col = col.astype(np.result_type(dtype, col.dtype))
+                self.cols[name] = col
+        if col.dtype == object:
+            col[row] = value
+        else:
+            col[row] = value
+
+    def alive_rows(self):
+        alive = np.asarray(self.alive)
+        return np.flatnonzero(alive[: self.n])
+
+    def handle(self, row):
+        """The agent object for a row (the same object while anybody holds it)."""
+        row = int(row)
+        h = self.handles.get(row)
+        if h is None:
+            h = object.__new__(self.cls)
+            object.__setattr__(h, "_table", self)
+            object.__setattr__(h, "_row", row)
+            self.handles[row] = h
+        return h
+
+    def nbytes(self):
+        """Bytes held by this table's columns (numeric columns only)."""
+        total = np.asarray(self.alive).nbytes + np.asarray(self.uid).nbytes
+        for col in self.cols.values():
+            if getattr(col, "dtype", None) != object:
+                total += col.size * col.dtype.itemsize
+        return total

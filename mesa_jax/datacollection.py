@@ -1,0 +1,191 @@
+"""DataCollector: Mesa's reporters, evaluated on device, read as Polars frames.
+
+Eagerly (in ``__init__``) reporters run as Python. Inside a compiled step they are traced:
+model reporters become scalars, agent reporters whole columns; the values stay in device
+buffers (stacked over the steps of a ``run_for`` chunk) and become a Polars frame only
+when ``get_*_dataframe()`` is called.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import polars as pl
+
+from ._context import current
+from .errors import UnsupportedError
+
+__all__ = ["DataCollector"]
+
+
+def _call_reporter(rep, obj):
+    if isinstance(rep, str):
+        return getattr(obj, rep)
+    if isinstance(rep, (list, tuple)):
+        func, args = rep[0], (rep[1] if len(rep) > 1 else [])
+        return func(obj, *args) if not hasattr(func, "__self__") else func(*args)
+    if hasattr(rep, "__self__") and rep.__self__ is obj:
+        return rep()
+    return rep(obj)
+
+
+class DataCollector:
+    """Collects model- and agent-level data each time ``collect`` is called (Mesa's API)."""
+
+    def __init__(self, model_reporters=None, agent_reporters=None, agenttype_reporters=None,
+                 tables=None):
+        """Create a collector.
+
+        Arguments:
+            model_reporters: name -> attribute name, ``f(model)``, a bound method of the
+                model, or ``[f, [args]]``.
+            agent_reporters: name -> attribute name or ``f(agent)``.
+            agenttype_reporters: agent class -> {name: reporter}.
+            tables: name -> list of column names (rows added with ``add_table_row``).
+        """
+        self.model_reporters = dict(model_reporters or {})
+        self.agent_reporters = dict(agent_reporters or {})
+        self.agenttype_reporters = dict(agenttype_reporters or {})
+        self.tables = {name: {c: [] for c in cols} for name, cols in (tables or {}).items()}
+        self._records = []  # ("host", record) or ("device", record, n_steps)
+        self._host_cache = None
+
+    # ------------------------------------------------------------ collecting
+    def collect(self, model):
+        """Record the reporters' values now."""
+        ctx = current()
+        if ctx is not None:
+            ctx.collected.append((self, self._traced_record(model, ctx)))
+            return
+        self._records.append(("host", self._host_record(model)))
+        self._host_cache = None
+
+    def _host_record(self, model):
+        rec = {"step": int(model.steps), "model": {}, "agents": []}
+        for name, rep in self.model_reporters.items():
+            rec["model"][name] = _call_reporter(rep, model)
+        if self.agent_reporters:
+            for t in model._mj_tables.values():
+                rows = t.alive_rows()
+                vals = {}
+                for name, rep in self.agent_reporters.items():
+                    if isinstance(rep, str) and t.has(rep):
+                        vals[name] = np.asarray(t.cols[rep])[rows]
+                    else:
+                        vals[name] = np.asarray([_call_reporter(rep, t.handle(r)) for r in rows])
+                rec["agents"].append((np.asarray(t.uid)[rows], vals))
+        return rec
+
+    def _traced_record(self, model, ctx):
+        from . import _ops
+
+        if ctx.frame.agent is not None or ctx.frame.masks:
+            raise UnsupportedError("`datacollector.collect` inside an agent step or a traced branch",
+                                   "call collect from `Model.step`, outside conditions on traced values")
+        rec = {"step": model.steps, "model": {}, "agents": []}
+        for name, rep in self.model_reporters.items():
+            if isinstance(rep, str):
+                rec["model"][name] = getattr(model, rep)
+            elif isinstance(rep, (list, tuple)):
+                rec["model"][name] = _ops.call(rep[0], *( [] if hasattr(rep[0], "__self__") else [model]), *(rep[1] if len(rep) > 1 else []))
+            elif hasattr(rep, "__self__") and rep.__self__ is model:
+                rec["model"][name] = _ops.call(rep)
+            else:
+                rec["model"][name] = _ops.call(rep, model)
+        if self.agent_reporters:
+            from ._collections import TracedList
+
+            for t in model._mj_tables.values():
+                vals = {}
+                for name, rep in self.agent_reporters.items():
+                    if isinstance(rep, str) and rep in t.cols:
+                        vals[name] = t.cols[rep]
+                    else:
+                        lst = TracedList(jax.numpy.arange(t.cap), t.alive, table=t)
+                        fn = (lambda a, rep=rep: getattr(a, rep)) if isinstance(rep, str) else \
+                             (lambda a, rep=rep: _ops.call(rep, a))
+                        vals[name] = _ops._vectorised([lst], fn, None, False, "agent reporter").values
+                rec["agents"].append((t.uid, t.alive, vals))
+        return jax.tree.map(jax.numpy.asarray, rec)
+
+    def _append_device(self, record, n_steps):
+        self._records.append(("device", record, n_steps))
+        self._host_cache = None
+
+    # --------------------------------------------------------------- reading
+    def _host_records(self):
+        if self._host_cache is not None:
+            return self._host_cache
+        out = []
+        for entry in self._records:
+            if entry[0] == "host":
+                out.append(entry[1])
+                continue
+            _, rec, n = entry
+            rec = jax.device_get(rec)
+            for i in range(n):
+                one = rec if n == 1 and np.ndim(rec["step"]) == 0 else jax.tree.map(lambda a, i=i: a[i], rec)
+                agents = []
+                for uid, alive, vals in one["agents"]:
+                    alive = np.asarray(alive, bool)
+                    agents.append((np.asarray(uid)[alive], {k: np.asarray(v)[alive] for k, v in vals.items()}))
+                out.append({"step": int(one["step"]),
+                            "model": {k: np.asarray(v).item() if np.ndim(v) == 0 else np.asarray(v)
+                                      for k, v in one["model"].items()},
+                            "agents": agents})
+        self._records = [("host", r) for r in out]
+        self._host_cache = out
+        return out
+
+    @property
+    def model_vars(self) -> dict:
+        """Model reporter values as lists (Mesa's ``model_vars``)."""
+        recs = self._host_records()
+        return {name: [r["model"][name] for r in recs] for name in self.model_reporters}
+
+    def get_model_vars_dataframe(self) -> pl.DataFrame:
+        """One row per ``collect``, one column per model reporter (a Polars DataFrame)."""
+        return pl.DataFrame(self.model_vars)
+
+    def _agent_lazy(self) -> pl.LazyFrame:
+        frames = []
+        for r in self._host_records():
+            for uid, vals in r["agents"]:
+                cols = {"Step": np.full(len(uid), r["step"], np.int64), "AgentID": uid.astype(np.int64)}
+                for name in self.agent_reporters:
+                    v = vals.get(name)
+                    cols[name] = v if v is not None and v.ndim == 1 else list(v) if v is not None else None
+                frames.append(pl.DataFrame(cols).lazy())
+        if not frames:
+            schema = {"Step": pl.Int64, "AgentID": pl.Int64}
+            return pl.DataFrame(schema=schema).lazy()
+        return pl.concat(frames, how="diagonal_relaxed")
+
+    def get_agent_vars_dataframe(self) -> pl.DataFrame:
+        """Long format: ``Step``, ``AgentID``, one column per agent reporter (Polars)."""
+        return self._agent_lazy().collect()
+
+    def get_agent_vars_lazyframe(self) -> pl.LazyFrame:
+        """The agent data as a Polars LazyFrame."""
+        return self._agent_lazy()
+
+    # ---------------------------------------------------------------- tables
+    def add_table_row(self, table_name, row, ignore_missing=False):
+        """Add a row to a user table (host only)."""
+        if current() is not None:
+            raise UnsupportedError("`add_table_row` inside a compiled step",
+                                   "collect with model or agent reporters instead")
+        if table_name not in self.tables:
+            raise Exception("Table does not exist.")
+        for column in self.tables[table_name]:
+            if column in row:
+                self.tables[table_name][column].append(row[column])
+            elif ignore_missing:
+                self.tables[table_name][column].append(None)
+            else:
+                raise Exception("Could not insert row with missing column")
+
+    def get_table_dataframe(self, table_name) -> pl.DataFrame:
+        if table_name not in self.tables:
+            raise Exception("No such table.")
+        return pl.DataFrame(self.tables[table_name])
