@@ -5,7 +5,7 @@ rows of its table, against the state at the start of the call. Own attributes ar
 directly; writes to other agents and to the model are collected as effects and applied
 after the vmap (``+=`` adds up, ``=`` keeps one random writer per target).
 
-Per row: ``key = fold_in(call_key, row)``; the frame's mask is the row's activity
+Per row: the random stream is ``substream(call_stream, row)``; the frame's mask is the row's activity
 (alive and selected), so inactive rows write nothing.
 """
 
@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from ._collections import make_agent_handle
 from ._context import Effect, Frame
 from ._convert import convert
+from ._random import substream
 from .errors import UnsupportedError
 
 __all__ = ["run_agents"]
@@ -41,19 +42,18 @@ def run_agents(ctx, agentset, method, args, kwargs, shuffle):
     parts = agentset._traced_parts()
     for table, active in parts:
         fn = convert(_method_function(table.cls, method))
-        call_key = model_frame.next_key()
+        call_rng = model_frame.next_bits()
         names = sorted(table.cols)
         snapshot = dict(table.cols)
         alive = table.alive
         metas = []
 
-        def one(row, act, table=table, fn=fn, call_key=call_key, names=names, snapshot=snapshot,
+        def one(row, act, table=table, fn=fn, call_rng=call_rng, names=names, snapshot=snapshot,
                 metas=metas):
             handle = make_agent_handle(table, row, True)
             own = {n: snapshot[n][row] for n in names}
             own["__alive__"] = alive[row]
-            frame = Frame(agent=handle, table=table, own=own,
-                          key=jax.random.fold_in(call_key, row), mask=act)
+            frame = Frame(agent=handle, table=table, own=own, rng=substream(call_rng, row), mask=act)
             ctx.frames.append(frame)
             try:
                 fn(handle, *args, **kwargs)

@@ -127,6 +127,28 @@ class TracedList:
         return f"TracedList(capacity={self.capacity})"
 
 
+class MultiList:
+    """Agents of several classes inside a compiled step: one TracedList per class."""
+
+    def __init__(self, lists):
+        self.lists = list(lists)
+
+    def _mj_traced_lists(self):
+        return self.lists
+
+    def any(self):
+        out = self.lists[0].any()
+        for lst in self.lists[1:]:
+            out = out | lst.any()
+        return out
+
+    def count(self):
+        return sum(lst.count() for lst in self.lists)
+
+    def __repr__(self):
+        return f"MultiList({len(self.lists)} classes)"
+
+
 def tree_where(c, a, b):
     """Select between two values of the same structure (numbers, arrays, traced lists)."""
     return jax.tree.map(lambda x, y: jnp.where(c, x, y), a, b)

@@ -36,6 +36,44 @@ _SIMPLE = (bool, int, float, str, type(None), np.bool_, np.integer, np.floating)
 _MAX_REPLAYS = 12
 
 
+class _Shared:
+    """Compiled functions shared by every model of one class with the same static shape.
+
+    The jitted callables look the model up in ``holder`` at trace time, so that a second
+    model instance reuses the first one's trace and XLA program (tests build many seeds).
+    """
+
+    def __init__(self):
+        self.holder = None
+        self.fns: dict = {}
+        self.state_attrs = None
+        self.targets = None
+
+
+_SHARED: dict = {}
+
+
+def _signature(v, depth=0):
+    """A hashable description of a static model attribute (what a trace bakes in)."""
+    if isinstance(v, _SIMPLE):
+        return v
+    if depth > 3:
+        return type(v).__name__
+    geom = getattr(v, "geom", None)
+    if geom is not None:
+        return (type(v).__name__, geom.width, geom.height, geom.torus, getattr(v, "capacity", None))
+    if isinstance(v, (list, tuple)) and len(v) <= 64:
+        return tuple(_signature(x, depth + 1) for x in v)
+    if isinstance(v, dict) and len(v) <= 64:
+        return tuple(sorted((str(k), _signature(x, depth + 1)) for k, x in v.items()))
+    if hasattr(v, "model_reporters"):
+        reps = {**v.model_reporters, **v.agent_reporters}
+        return ("DataCollector",) + tuple(sorted(
+            (k, getattr(getattr(r, "__func__", r), "__code__", r) if not isinstance(r, str) else r)
+            for k, r in reps.items()))
+    return type(v).__name__
+
+
 def compiled_step(model) -> CompiledStep:
     cs = model.__dict__.get("_mj_compiled")
     if cs is None:
@@ -58,12 +96,11 @@ class CompiledStep:
         self.capacities: dict = {}
         self.trace_count = 0
         self.replays = 0
-        self._fns: dict = {}
         self._fingerprint = None
+        self._shared = None
         self._targets = None
 
     def invalidate(self):
-        self._fns.clear()
         self._fingerprint = None
 
     # -------------------------------------------------------------- state
@@ -114,14 +151,18 @@ class CompiledStep:
 
     def _fingerprint_now(self):
         m = self.model
-        statics = tuple(sorted((k, v) for k, v in m.__dict__.items()
+        statics = tuple(sorted((k, _signature(v)) for k, v in m.__dict__.items()
                                if not k.startswith("_") and k not in m._mj_state_attrs
-                               and isinstance(v, _SIMPLE)))
-        tables = tuple((t.cls, t.cap, tuple(sorted(t.cols))) for t in m._mj_tables.values())
-        return statics, tables, tuple(sorted(self.capacities.items()))
+                               and not _is_array(v) and k not in ("random", "rng", "step")))
+        tables = tuple((t.cls, t.cap, tuple(sorted(t.cols)),
+                        tuple(sorted((c, _signature(g)) for c, g in t.grids.items())))
+                       for t in m._mj_tables.values())
+        return (type(m), m._user_step.__func__, statics, tables,
+                tuple(sorted(self.capacities.items())), tuple(sorted(m._mj_state_attrs)))
 
     # --------------------------------------------------------------- trace
     def _step_body(self, state, discovery):
+        self = self._shared.holder if (not discovery and self._shared is not None) else self
         m = self.model
         key, step_key = jax.random.split(state["key"])
         state = dict(state, key=key)
@@ -142,7 +183,7 @@ class CompiledStep:
             if not discovery:
                 self.trace_count += 1
             self.merge(saved)
-        self._targets = [dc for dc, _ in ctx.collected]
+        self._targets = [_attr_path(m, dc) for dc, _ in ctx.collected]
         self._promoted = set(ctx.promoted)
         aux = {"collected": [rec for _, rec in ctx.collected],
                "flags": {k: jnp.asarray(v) for k, v in ctx.flags.items()}}
@@ -182,12 +223,30 @@ class CompiledStep:
     def _fn(self, n):
         fp = self._fingerprint_now()
         if fp != self._fingerprint:
-            self._fns.clear()
-            self._discover()
-            self._fingerprint = self._fingerprint_now()
-        fn = self._fns.get(n)
+            known = _SHARED.get(fp)
+            if known is not None and known.state_attrs is not None:
+                # a model of the same shape: take over its promoted attributes
+                self.model._mj_state_attrs.update(known.state_attrs)
+                fp = self._fingerprint_now()
+                known = _SHARED.get(fp)
+            if known is None:
+                fp_before = fp
+                self._shared = None
+                self._discover()
+                fp = self._fingerprint_now()
+                known = _SHARED.get(fp) or _Shared()
+                _SHARED[fp] = known
+                if fp_before != fp:
+                    alias = _Shared()
+                    alias.state_attrs = set(self.model._mj_state_attrs)
+                    _SHARED[fp_before] = alias
+            self._shared = known
+            self._fingerprint = fp
+        shared = self._shared
+        shared.holder = self
+        fn = shared.fns.get(n)
         if fn is None:
-            fn = self._fns[n] = self._build(n)
+            fn = shared.fns[n] = self._build(n)
         return fn
 
     # ----------------------------------------------------------------- run
@@ -231,8 +290,23 @@ class CompiledStep:
             v = np.asarray(v)
             m.__dict__[k] = bool(v) if v.dtype == np.bool_ else (int(v) if v.dtype.kind in "iu" else float(v))
         m.__dict__["_mj_version"] = m.__dict__.get("_mj_version", 0) + 1
-        for dc, rec in zip(self._targets, aux["collected"]):
-            dc._append_device(rec, n if n > 1 else 1)
+        targets = self._shared.targets if self._targets is None else self._targets
+        self._shared.targets = targets
+        for path, rec in zip(targets, aux["collected"]):
+            _resolve_path(m, path)._append_device(rec, n if n > 1 else 1)
+
+
+def _attr_path(model, obj):
+    for k, v in model.__dict__.items():
+        if v is obj:
+            return k
+    raise UnsupportedError(
+        "`collect` on a DataCollector that is not an attribute of the model",
+        "keep the collector on the model (`self.datacollector = DataCollector(...)`)")
+
+
+def _resolve_path(model, path):
+    return model.__dict__[path]
 
 
 def _translate(exc):

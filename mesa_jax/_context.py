@@ -7,7 +7,7 @@ agent method runs vmapped over the rows of its table. A frame owns
 
 * ``own``: the current values of the acting agent's attributes (scalars under vmap);
 * ``masks``: the conditions of the traced branches being executed (writes are masked);
-* ``key``: the random key its ``random``/``rng`` calls split from;
+* ``rng``: the counter-based random stream its ``random``/``rng`` calls draw from;
 * ``effects``: writes to *other* agents or to the model, applied after the vmap
   (``+=``/``-=`` as scatter-adds, ``=`` with one random winner per target).
 """
@@ -70,11 +70,12 @@ class Effect:
 class Frame:
     """One activation: the model (``agent is None``) or one agent row under vmap."""
 
-    def __init__(self, agent=None, table=None, own=None, key=None, mask=None):
+    def __init__(self, agent=None, table=None, own=None, rng=None, mask=None):
         self.agent = agent
         self.table = table
         self.own = own
-        self.key = key
+        self.rng = rng  # traced uint32 stream state (see _random.py)
+        self.draws = 0  # draws taken from the current stream state (trace-time counter)
         self.masks = [] if mask is None else [mask]
         self.effects: list[Effect] = []
 
@@ -94,9 +95,16 @@ class Frame:
         base = 1 if self.agent is not None else 0
         return len(self.masks) > base
 
+    def next_bits(self, shape=()):
+        """Fresh uint32 random bits from this frame's counter-based stream."""
+        from ._random import draw_bits
+
+        self.draws += 1
+        return draw_bits(self.rng, self.draws, shape)
+
     def next_key(self):
-        self.key, sub = jax.random.split(self.key)
-        return sub
+        """A JAX key for the rarer draws (permutations, weighted choices)."""
+        return jax.random.key(self.next_bits())
 
 
 def masked(mask, new, old):
@@ -111,7 +119,7 @@ class TraceContext:
 
     def __init__(self, model, key, *, discovery=False):
         self.model = model
-        self.frames = [Frame(key=key)]
+        self.frames = [Frame(rng=jax.random.bits(key, (), jnp.uint32))]
         self.collected = []  # (datacollector, record) pairs
         self.flags = {}  # name -> traced bool (overflow etc.), reported to the host
         self.indexes = {}  # (space id, table id) -> cell index
@@ -250,7 +258,7 @@ class TraceContext:
         frame.effects.append(Effect("model_add", None, name, None, delta, frame.mask))
 
     # -------------------------------------------------------------- effects
-    def apply_effects(self, effects, frame, key=None):
+    def apply_effects(self, effects, frame):
         """Apply effects (batched over rows, or scalars at model level) to the columns."""
         model = self.model
         for e in effects:
@@ -278,8 +286,7 @@ class TraceContext:
             if e.kind == "add":
                 col = col.at[safe_rows].add(vals.astype(col.dtype), mode="drop")
             else:  # "set": one random winner per target row
-                k = frame.next_key() if key is None else key
-                prio = jax.random.randint(k, rows.shape, 0, 2**30, dtype=jnp.int32)
+                prio = (frame.next_bits(rows.shape) >> 2).astype(jnp.int32)
                 prio = jnp.where(mask, prio, -1)
                 best = jnp.full((cap,), -1, jnp.int32).at[safe_rows].max(prio, mode="drop")
                 won = mask & (best[jnp.clip(rows, 0, cap - 1)] == prio)

@@ -183,8 +183,8 @@ class _ReturnPass:
         if not self.needed(fn):
             return
         fn.body = self._block(fn.body)
-        init = _parse_stmts("__mj_ret = None\n__mj_done = False\n", fn.body[0])
-        tail = _parse_stmts("return __mj_ret\n", fn.body[-1])
+        init = _parse_stmts("__mj_ret = __mj.UNDEF\n__mj_done = False\n", fn.body[0])
+        tail = _parse_stmts("return __mj.ret_value(__mj_ret)\n", fn.body[-1])
         fn.body = init + fn.body + tail
 
     def _block(self, stmts):
@@ -452,7 +452,9 @@ def convert(fn):
     Returns:
         A function with the same signature whose control flow works on traced values.
     """
-    if getattr(fn, "__mj_converted__", False):
+    if getattr(fn, "__mj_converted__", False) or fn.__name__ == "<lambda>":
+        # a lambda is one expression: it runs as it is (a traced `and`/`or`/`if` in it is
+        # reported by the concretization check with the lambda's line)
         return fn
     key = (fn.__code__, fn.__closure__ and tuple(id(c) for c in fn.__closure__))
     hit = _cache.get(key)

@@ -17,8 +17,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._collections import TracedList, make_agent_handle
+from ._collections import MultiList, TracedList, make_agent_handle
 from ._context import UNDEF, current, is_traced
+from ._random import mix32, substream
 from .errors import MesaJaxError, UnsupportedError, user_location
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -44,6 +45,11 @@ def fail(construct, fix, location):
     raise UnsupportedError(construct, fix, location)
 
 
+def ret_value(v):
+    """The value a converted function returns (None when no path returned one)."""
+    return None if v is UNDEF else v
+
+
 def mark_converted(fn):
     fn.__mj_converted__ = True
     return fn
@@ -60,7 +66,7 @@ def test(x):
         return x
     if is_traced(x):
         return x if x.dtype == jnp.bool_ else x != 0
-    if isinstance(x, TracedList):
+    if isinstance(x, (TracedList, MultiList)):
         return x.any()
     Agent = _agent_cls()
     if isinstance(x, Agent):
@@ -402,14 +408,14 @@ def _vectorised(lists, fn, cond, star, what):
     frame = ctx.frame
     results = []
     for lst in lists:
-        key = frame.next_key()
+        key = frame.next_bits()
         meta = []
         own_before = dict(frame.own) if frame.own is not None else None
         n_eff = len(frame.effects)
 
         def one(vals, ok, i, lst=lst, meta=meta, key=key):
-            saved = frame.key
-            frame.key = jax.random.fold_in(key, i)
+            saved = (frame.rng, frame.draws)
+            frame.rng, frame.draws = substream(key, i), 0
             frame.masks.append(ok)
             try:
                 if lst.table is not None:
@@ -423,7 +429,7 @@ def _vectorised(lists, fn, cond, star, what):
                 c = True if cond is None else test(cond(*args))
             finally:
                 frame.masks.pop()
-                frame.key = saved
+                frame.rng, frame.draws = saved
             kind, leaves = _element_out(out, what)
             valid = jnp.asarray(True)
             if kind[0] == "agent":
@@ -448,6 +454,8 @@ def _vectorised(lists, fn, cond, star, what):
             results.append(TracedList(leaves, mask))
     if len(results) == 1:
         return results[0]
+    if builtins.all(r.table is not None for r in results):
+        return MultiList(results)
     return concat_lists(results, what)
 
 
@@ -553,12 +561,13 @@ def _traced_while(cond_fn, body_fn, state, names, location):
         s, own, key = carry
         if frame.own is not None:
             frame.own.update(dict(zip(own_keys, own)))
-        frame.key = key
+        frame.rng = key
         return s
 
     def pack(s):
         own = tuple(frame.own[k] for k in own_keys) if frame.own is not None else ()
-        return (tuple(jnp.asarray(x) for x in s), own, frame.key)
+        # re-key the stream per iteration: draws in the body are counted at trace time
+        return (tuple(jnp.asarray(x) for x in s), own, mix32(frame.rng + jnp.uint32(1)))
 
     def cf(carry):
         c = test(cond_fn(install(carry)))

@@ -8,23 +8,75 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from ._collections import TracedList
+from ._collections import MultiList, TracedList
 from .errors import UnsupportedError
 
 __all__ = ["TracedRandom", "TracedGenerator"]
 
 
-def _key():
+_GOLDEN = 0x9E3779B9
+
+
+def mix32(x):
+    """A 32-bit integer hash (the "lowbias32" finaliser): good avalanche, a few ops."""
+    x = jnp.asarray(x, jnp.uint32)
+    x = x ^ (x >> 16)
+    x = x * jnp.uint32(0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = x * jnp.uint32(0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def substream(state, i):
+    """An independent stream state for item ``i`` (an agent row, a list slot)."""
+    return mix32(jnp.asarray(state, jnp.uint32) ^ mix32(jnp.asarray(i, jnp.uint32) + jnp.uint32(_GOLDEN)))
+
+
+def draw_bits(state, n, shape=()):
+    """The ``n``-th draw of a stream: uint32 bits of ``shape`` (counter-based, no key splits)."""
+    ctr = jnp.uint32((n * _GOLDEN) & 0xFFFFFFFF)
+    if shape:
+        ctr = ctr + jnp.arange(int(np.prod(shape)), dtype=jnp.uint32).reshape(shape) * jnp.uint32(0x85EBCA6B)
+    return mix32(mix32(jnp.asarray(state, jnp.uint32) ^ ctr) + ctr)
+
+
+def _frame():
     from ._context import current
 
-    return current().frame.next_key()
+    return current().frame
+
+
+def _key():
+    return _frame().next_key()
+
+
+def _uniform(shape=()):
+    bits = _frame().next_bits(shape)
+    return (bits >> 8).astype(jnp.float32) * jnp.float32(1.0 / (1 << 24))
+
+
+def _randint(lo, hi, shape=()):
+    """Integers in [lo, hi) (hi exclusive), uniform."""
+    lo = jnp.asarray(lo, jnp.int32)
+    span = jnp.maximum(jnp.asarray(hi, jnp.int32) - lo, 1)
+    bits = _frame().next_bits(shape)
+    # two 16-bit halves avoid 64-bit products: floor(bits * span / 2**32)
+    hi16, lo16 = (bits >> 16).astype(jnp.uint32), (bits & 0xFFFF).astype(jnp.uint32)
+    s = span.astype(jnp.uint32)
+    v = (hi16 * s + ((lo16 * s) >> 16)) >> 16
+    return lo + v.astype(jnp.int32)
 
 
 def _as_list(seq, what):
     """A TracedList view of a traced list or a Python sequence of numbers / cells / agents."""
     if isinstance(seq, TracedList):
         return seq
+    if isinstance(seq, MultiList):
+        raise UnsupportedError(
+            f"`{what}` over agents of several classes",
+            "choose within one class: filter with `isinstance(a, Sheep)` in the comprehension")
     from .discrete_space._cells import cells_to_list
     from .agent import Agent
 
@@ -51,10 +103,10 @@ def _as_list(seq, what):
     return TracedList(values, jnp.ones(len(seq), bool), compact=True)
 
 
-def pick(lst, key):
+def pick(lst):
     """One uniformly random valid element of a TracedList (invalid if it is empty)."""
     n = lst.count()
-    k = jax.random.randint(key, (), 0, jnp.maximum(n, 1))
+    k = _randint(0, jnp.maximum(n, 1))
     return lst.element(lst.nth_valid(k), n > 0)
 
 
@@ -62,19 +114,19 @@ class TracedRandom:
     """The methods of ``random.Random`` that Mesa models use, on JAX keys."""
 
     def random(self):
-        return jax.random.uniform(_key(), ())
+        return _uniform()
 
     def uniform(self, a, b):
-        return a + (b - a) * jax.random.uniform(_key(), ())
+        return a + (b - a) * _uniform()
 
     def randint(self, a, b):
-        return jax.random.randint(_key(), (), a, jnp.asarray(b) + 1)
+        return _randint(a, jnp.asarray(b) + 1)
 
     def randrange(self, start, stop=None, step=1):
         if stop is None:
             start, stop = 0, start
         n = (jnp.asarray(stop) - start + step - 1) // step
-        return start + step * jax.random.randint(_key(), (), 0, n)
+        return start + step * _randint(0, n)
 
     def gauss(self, mu=0.0, sigma=1.0):
         return mu + sigma * jax.random.normal(_key(), ())
@@ -85,7 +137,7 @@ class TracedRandom:
         return jax.random.exponential(_key(), ()) / lambd
 
     def choice(self, seq):
-        return pick(_as_list(seq, "random.choice"), _key())
+        return pick(_as_list(seq, "random.choice"))
 
     def choices(self, population, weights=None, *, cum_weights=None, k=1):
         lst = _as_list(population, "random.choices")
@@ -135,10 +187,10 @@ class TracedGenerator:
         return (int(size),) if isinstance(size, int) else tuple(int(s) for s in size)
 
     def random(self, size=None):
-        return jax.random.uniform(_key(), self._shape(size))
+        return _uniform(self._shape(size))
 
     def uniform(self, low=0.0, high=1.0, size=None):
-        return jax.random.uniform(_key(), self._shape(size), minval=low, maxval=high)
+        return low + (high - low) * _uniform(self._shape(size))
 
     def normal(self, loc=0.0, scale=1.0, size=None):
         return loc + scale * jax.random.normal(_key(), self._shape(size))
@@ -148,14 +200,14 @@ class TracedGenerator:
             low, high = 0, low
         if endpoint:
             high = jnp.asarray(high) + 1
-        return jax.random.randint(_key(), self._shape(size), low, high)
+        return _randint(low, high, self._shape(size))
 
     def choice(self, a, size=None, replace=True, p=None):
         if isinstance(a, int):
             a = jnp.arange(a)
         lst = _as_list(a, "rng.choice")
         if size is None and p is None:
-            return pick(lst, _key())
+            return pick(lst)
         shape = self._shape(size) if size is not None else ()
         w = lst.mask.astype(jnp.float32) if p is None else jnp.where(lst.mask, jnp.asarray(p), 0.0)
         slots = jax.random.choice(_key(), lst.capacity, shape, replace=replace, p=w / jnp.sum(w))

@@ -12,7 +12,7 @@ import itertools
 import jax.numpy as jnp
 import numpy as np
 
-from ._collections import TracedList
+from ._collections import MultiList, TracedList
 from ._context import current
 from ._gridindex import GridGeometry
 from .errors import UnsupportedError
@@ -203,9 +203,7 @@ class _Grid:
             rows = slots[jnp.clip(ids, 0, None)]
             lists.append(TracedList(rows.reshape(-1), ((rows >= 0) & ok[:, None]).reshape(-1), table=t))
         if len(lists) != 1:
-            from .discrete_space._cells import _MultiList
-
-            return _MultiList(lists)
+            return MultiList(lists)
         return lists[0]
 
     def get_cell_list_contents(self, cell_list):

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._collections import TracedList, make_agent_handle
+from .._collections import MultiList, TracedList, make_agent_handle
 from .._context import current
 from .._random import TracedRandom, pick
 from ..agent import Agent
@@ -179,7 +179,7 @@ class TracedCell:
         lists = self._agent_lists()
         if len(lists) == 1:
             return lists[0]
-        return _MultiList(lists)
+        return MultiList(lists)
 
     def _count(self):
         return sum(lst.count() for lst in self._agent_lists())
@@ -246,16 +246,6 @@ def as_traced_cell(cell, grid=None):
     raise TypeError(f"not a cell: {cell!r}")
 
 
-class _MultiList:
-    """Agents of several classes (one traced list per class)."""
-
-    def __init__(self, lists):
-        self._lists = lists
-
-    def _mj_traced_lists(self):
-        return self._lists
-
-
 class TracedCellCollection:
     """A collection of cells inside a compiled step (a padded list of cell ids)."""
 
@@ -280,7 +270,7 @@ class TracedCellCollection:
         return self._list
 
     def select_random_cell(self):
-        return pick(self._list, current().frame.next_key())
+        return pick(self._list)
 
     def _agent_lists(self):
         ctx = current()
@@ -296,14 +286,14 @@ class TracedCellCollection:
     @property
     def agents(self):
         lists = self._agent_lists()
-        return lists[0] if len(lists) == 1 else _MultiList(lists)
+        return lists[0] if len(lists) == 1 else MultiList(lists)
 
     def select_random_agent(self):
         lists = self._agent_lists()
         if len(lists) != 1:
             raise UnsupportedError("`select_random_agent` over cells holding agents of several classes",
                                    "filter the agents by class and pick with `self.random.choice`")
-        return pick(lists[0], current().frame.next_key())
+        return pick(lists[0])
 
     def select(self, filter_func=None, at_most=float("inf")):
         from .. import _ops
