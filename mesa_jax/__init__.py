@@ -20,6 +20,7 @@ from .agent import Agent, AgentSet
 from .datacollection import DataCollector
 from .errors import MesaJaxError, UnsupportedError
 from .model import Model, set_jit
+from ._activation import set_activation
 from .batchrunner import batch_run
 
 if _os.environ.get("MESA_JAX_CACHE_DIR"):
@@ -35,6 +36,7 @@ __all__ = [
     "UnsupportedError",
     "batch_run",
     "discrete_space",
+    "set_activation",
     "set_jit",
     "space",
 ]

@@ -5,6 +5,11 @@ rows of its table, against the state at the start of the call. Own attributes ar
 directly; writes to other agents and to the model are collected as effects and applied
 after the vmap (``+=`` adds up, ``=`` keeps one random writer per target).
 
+Batched activation (``set_activation("batched:B")``): the agents are dealt at random into
+B batches that run one after another in a ``lax.fori_loop``; each batch runs in parallel
+against the state the earlier batches left. B=1 is parallel; larger B approaches Mesa's
+random sequential order.
+
 Per row: the random stream is ``substream(call_stream, row)``; the frame's mask is the row's activity
 (alive and selected), so inactive rows write nothing.
 """
@@ -17,7 +22,7 @@ import jax.numpy as jnp
 from ._collections import make_agent_handle
 from ._context import Effect, Frame
 from ._convert import convert
-from ._random import substream
+from ._random import draw_bits, substream
 from .errors import UnsupportedError
 
 __all__ = ["run_agents"]
@@ -32,14 +37,104 @@ def _method_function(cls, method):
     return method
 
 
+def activation_of(model):
+    """(mode, batches) for a model: its own setting, else the global default."""
+    mode = model.__dict__.get("_mj_activation") or _DEFAULT[0]
+    if mode == "parallel":
+        return "parallel", 1
+    if isinstance(mode, str) and mode.startswith("batched"):
+        _, _, b = mode.partition(":")
+        return "batched", int(b or 8)
+    raise ValueError(f"unknown activation mode {mode!r} (use 'parallel' or 'batched:B')")
+
+
+_DEFAULT = ["parallel"]
+
+
+def set_activation(mode: str = "parallel") -> None:
+    """Default activation of agent sets in compiled steps.
+
+    Arguments:
+        mode: ``"parallel"`` (every agent at once against the round's starting state) or
+            ``"batched:B"`` (the agents, in a random order, cut into B batches that run one
+            after another, each in parallel: closer to Mesa's sequential order, B times the
+            work).
+    """
+    activation_of(type("_Probe", (), {"__dict__": {"_mj_activation": mode}})())
+    _DEFAULT[0] = mode
+
+
 def run_agents(ctx, agentset, method, args, kwargs, shuffle):
-    """Run ``method`` for every active agent of ``agentset`` (parallel activation)."""
-    del shuffle  # order has no meaning when all agents act at once
+    """Run ``method`` for every active agent of ``agentset`` (see module docstring)."""
     model_frame = ctx.frame
     if model_frame.agent is not None:
         raise UnsupportedError("`AgentSet.do`/`shuffle_do` called from inside an agent's step",
                                "call it from `Model.step`")
+    mode, batches = activation_of(ctx.model)
     parts = agentset._traced_parts()
+    if mode == "parallel" or batches <= 1:
+        _run_parallel(ctx, parts, method, args, kwargs)
+        return
+    _run_batched(ctx, parts, method, args, kwargs, batches)
+
+
+def _run_batched(ctx, parts, method, args, kwargs, batches):
+    """Random batches, one after another (a lax.fori_loop), each batch in parallel."""
+    model = ctx.model
+    frame = ctx.frame
+    base = frame.next_bits()
+    tables = list(model._mj_tables.values())
+    batch_of = []
+    for i, (t, active) in enumerate(parts):
+        u = draw_bits(substream(base, 1000 + i), 1, (t.cap,))
+        batch_of.append((t, active, (u % jnp.uint32(batches)).astype(jnp.int32)))
+    attr_names = sorted(n for n in model._mj_state_attrs if n in model.__dict__)
+
+    flag_names = sorted({geom.index_flag(t) for t in tables for geom in t.spaces.values()})
+
+    def get(flags):
+        return ([(t.alive, dict(t.cols)) for t in tables],
+                {n: jnp.asarray(model.__dict__[n]) for n in attr_names},
+                {n: jnp.asarray(flags.get(n, False)) for n in flag_names})
+
+    def put(carry):
+        tabs, attrs, _ = carry
+        for t, (alive, cols) in zip(tables, tabs):
+            t.alive = alive
+            t.cols = dict(cols)
+        for n, v in attrs.items():
+            model.__dict__[n] = v
+
+    def body(b, carry):
+        put(carry)
+        saved = (frame.rng, frame.draws)
+        frame.rng, frame.draws = substream(base, b), 0
+        ctx.invalidate_indexes()
+        outer_flags, ctx.flags = ctx.flags, {}
+        try:
+            sub = [(t, active & (bid == b)) for t, active, bid in batch_of]
+            _run_parallel(ctx, sub, method, args, kwargs)
+            inner = ctx.flags
+        finally:
+            frame.rng, frame.draws = saved
+            ctx.invalidate_indexes()
+            ctx.flags = outer_flags
+        unknown = set(inner) - set(flag_names)
+        if unknown:
+            raise RuntimeError(f"internal: flags {unknown} raised inside a batched round")
+        merged = {n: jnp.logical_or(carry[2][n], inner.get(n, False)) for n in flag_names}
+        out = get(merged)
+        return jax.tree.map(lambda new, old: jnp.asarray(new, jnp.result_type(old)), out, carry)
+
+    final = jax.lax.fori_loop(0, batches, body, get({}))
+    put(final)
+    for n, v in final[2].items():
+        ctx.flag(n, v)
+
+
+def _run_parallel(ctx, parts, method, args, kwargs):
+    """Every active agent at once, against the state at the start of the call."""
+    model_frame = ctx.frame
     for table, active in parts:
         fn = convert(_method_function(table.cls, method))
         call_rng = model_frame.next_bits()

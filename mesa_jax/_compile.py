@@ -157,7 +157,9 @@ class CompiledStep:
         tables = tuple((t.cls, t.cap, tuple(sorted(t.cols)),
                         tuple(sorted((c, _signature(g)) for c, g in t.grids.items())))
                        for t in m._mj_tables.values())
-        return (type(m), m._user_step.__func__, statics, tables,
+        from ._activation import activation_of
+
+        return (type(m), m._user_step.__func__, activation_of(m), statics, tables,
                 tuple(sorted(self.capacities.items())), tuple(sorted(m._mj_state_attrs)))
 
     # --------------------------------------------------------------- trace

@@ -116,12 +116,16 @@ class GridGeometry:
         return tab
 
     # ---------------------------------------------------------- traced index
+    def index_flag(self, table):
+        """The name of this grid's cell-index capacity for ``table`` (and its overflow flag)."""
+        return f"cell_index:{type(self).__name__}{self.uid}:{table.cls.__name__}"
+
     def traced_index(self, ctx, table):
         """(slots [cells, K], counts) for one agent table, built once per phase of a step."""
         key = (self.uid, id(table))
         hit = ctx.indexes.get(key)
         if hit is None:
-            name = f"cell_index:{type(self).__name__}{self.uid}:{table.cls.__name__}"
+            name = self.index_flag(table)
             k = ctx.capacities.get(name, 8)
             col = table.cols[self.column]
             slots, counts, overflow = build_cell_index(col, table.alive, self.num_cells, k)
