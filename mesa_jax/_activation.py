@@ -138,7 +138,7 @@ def _run_parallel(ctx, parts, method, args, kwargs):
     for table, active in parts:
         fn = convert(_method_function(table.cls, method))
         call_rng = model_frame.next_bits()
-        names = sorted(table.cols)
+        names = sorted(n for n, c in table.cols.items() if c.dtype != object)
         snapshot = dict(table.cols)
         alive = table.alive
         metas = []

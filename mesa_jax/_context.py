@@ -162,8 +162,8 @@ class TraceContext:
             if name in frame.own:
                 return frame.own[name]
         col = table.cols.get(name)
-        if col is None:
-            static = table.static_cols.get(name) if hasattr(table, "static_cols") else None
+        if col is None or col.dtype == object:
+            static = table.static_cols.get(name)
             if static is not None:
                 raise UnsupportedError(
                     f"reading `{table.cls.__name__}.{name}`, which holds Python objects "
@@ -183,6 +183,8 @@ class TraceContext:
                 self._unknown_attr(table, name)
             frame.own[name] = masked(frame.mask, coerce(value, old, table, name), old)
             return
+        if name in table.static_cols:
+            self._unknown_attr(table, name)
         col = table.cols.get(name)
         if col is None:
             self._unknown_attr(table, name)
@@ -225,6 +227,11 @@ class TraceContext:
 
     @staticmethod
     def _unknown_attr(table, name):
+        static = table.static_cols.get(name)
+        if static is not None:
+            raise UnsupportedError(
+                f"writing `{table.cls.__name__}.{name}`, which holds Python objects ({static})",
+                "keep numbers, booleans or numpy arrays in attributes a compiled step writes")
         raise UnsupportedError(
             f"creating the new attribute `{table.cls.__name__}.{name}` inside a step",
             f"give every attribute a value in `{table.cls.__name__}.__init__` "

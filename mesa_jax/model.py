@@ -82,6 +82,9 @@ class Model:
         d["_mj_all"] = AgentSet(random=self.random, _parts=_AllParts(self))
 
     # ------------------------------------------------------------- stepping
+    def step(self) -> None:
+        """A single step. Fill in here."""
+
     def _wrapped_step(self, *args: Any, **kwargs: Any) -> None:
         """Run one step: compiled by default, eagerly when jit is off."""
         if current() is not None:
