@@ -155,7 +155,7 @@ def _run_parallel(ctx, parts, method, args, kwargs):
             finally:
                 ctx.frames.pop()
             metas.append([(e.kind, e.table, e.attr) for e in frame.effects])
-            eff = [(jnp.asarray(e.rows), jnp.asarray(e.values),
+            eff = [(jnp.asarray(0 if e.rows is None else e.rows), jnp.asarray(e.values),
                     jnp.asarray(True if e.mask is None else e.mask)) for e in frame.effects]
             return frame.own, eff
 

@@ -171,6 +171,7 @@ class CompiledStep:
         ctx = TraceContext(m, step_key, discovery=discovery)
         ctx.capacities = self.capacities
         saved = self.split()
+        saved_attrs = {k: v for k, v in m.__dict__.items() if not k.startswith("_mj")}
         try:
             with ctx:
                 self.merge(state)
@@ -185,6 +186,10 @@ class CompiledStep:
             if not discovery:
                 self.trace_count += 1
             self.merge(saved)
+            for k in [k for k in m.__dict__ if not k.startswith("_mj")]:
+                if k not in saved_attrs:
+                    del m.__dict__[k]
+            m.__dict__.update(saved_attrs)
         self._targets = [_attr_path(m, dc) for dc, _ in ctx.collected]
         self._promoted = set(ctx.promoted)
         aux = {"collected": [rec for _, rec in ctx.collected],
