@@ -149,6 +149,53 @@ class MultiList:
         return f"MultiList({len(self.lists)} classes)"
 
 
+class TracedLocation:
+    """A place in a space inside a compiled step: ``(grid, cell id, valid)``.
+
+    Subclasses say how to turn another value into one of them (``_coerce``) and which
+    grid function wraps a cell id back into one (``_wrapper``).
+    """
+
+    def __init__(self, grid, idx, valid=True):
+        self._grid = grid
+        self._mj_idx = jnp.asarray(idx, jnp.int32)
+        self._mj_valid = jnp.asarray(valid)
+
+    def _coerce(self, other):
+        raise NotImplementedError
+
+    def _wrapper(self):
+        raise NotImplementedError
+
+    def _mj_select(self, c, other):
+        other = self._coerce(other)
+        return type(self)(self._grid, jnp.where(c, self._mj_idx, other._mj_idx),
+                          jnp.where(c, self._mj_valid, other._mj_valid))
+
+    def _mj_same(self, other):
+        other = self._coerce(other)
+        return (self._mj_idx == other._mj_idx) & self._mj_valid & other._mj_valid
+
+    def _mj_key(self):
+        return self._mj_idx
+
+    def _mj_flatten(self):
+        return self._wrapper(), self._mj_idx
+
+    def __eq__(self, other):
+        if other is None:
+            return jnp.logical_not(self._mj_valid)
+        return self._mj_same(other)
+
+    def __ne__(self, other):
+        return jnp.logical_not(self.__eq__(other))
+
+    __hash__ = None
+
+    def __repr__(self):
+        return type(self).__name__
+
+
 def tree_where(c, a, b):
     """Select between two values of the same structure (numbers, arrays, traced lists)."""
     return jax.tree.map(lambda x, y: jnp.where(c, x, y), a, b)

@@ -12,7 +12,7 @@ import itertools
 import jax.numpy as jnp
 import numpy as np
 
-from ._collections import MultiList, TracedList
+from ._collections import MultiList, TracedList, TracedLocation
 from ._context import current
 from ._gridindex import GridGeometry
 from .errors import UnsupportedError
@@ -22,13 +22,8 @@ __all__ = ["MultiGrid", "SingleGrid", "TracedPos"]
 _COLUMN = "_mj_pos"
 
 
-class TracedPos:
+class TracedPos(TracedLocation):
     """A grid position inside a compiled step; behaves like the tuple ``(x, y)``."""
-
-    def __init__(self, grid, idx, valid=True):
-        self._grid = grid
-        self._mj_idx = jnp.asarray(idx, jnp.int32)
-        self._mj_valid = jnp.asarray(valid)
 
     def _xy(self):
         h = self._grid.height
@@ -43,33 +38,11 @@ class TracedPos:
     def __len__(self):
         return 2
 
-    def _mj_select(self, c, other):
-        other = self._grid._as_traced_pos(other)
-        return TracedPos(self._grid, jnp.where(c, self._mj_idx, other._mj_idx),
-                         jnp.where(c, self._mj_valid, other._mj_valid))
+    def _coerce(self, other):
+        return self._grid._as_traced_pos(other)
 
-    def _mj_same(self, other):
-        other = self._grid._as_traced_pos(other)
-        return (self._mj_idx == other._mj_idx) & self._mj_valid & other._mj_valid
-
-    def _mj_key(self):
-        return self._mj_idx
-
-    def _mj_flatten(self):
-        return self._grid._wrap_pos, self._mj_idx
-
-    def __eq__(self, other):
-        if other is None:
-            return jnp.logical_not(self._mj_valid)
-        return self._mj_same(other)
-
-    def __ne__(self, other):
-        return jnp.logical_not(self.__eq__(other))
-
-    __hash__ = None
-
-    def __repr__(self):
-        return "TracedPos"
+    def _wrapper(self):
+        return self._grid._wrap_pos
 
 
 class _Grid:

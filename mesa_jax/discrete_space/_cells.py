@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._collections import MultiList, TracedList, make_agent_handle
+from .._collections import MultiList, TracedList, TracedLocation
 from .._context import current
 from .._random import TracedRandom, pick
 from ..agent import Agent
@@ -148,13 +148,8 @@ class CellCollection:
 
 
 # ------------------------------------------------------------------ traced
-class TracedCell:
+class TracedCell(TracedLocation):
     """A cell inside a compiled step: ``(grid, id, valid)``."""
-
-    def __init__(self, grid, idx, valid=True):
-        self._grid = grid
-        self._mj_idx = jnp.asarray(idx, jnp.int32)
-        self._mj_valid = jnp.asarray(valid)
 
     @property
     def coordinate(self):
@@ -205,35 +200,11 @@ class TracedCell:
         ids = tab[jnp.clip(self._mj_idx, 0, None)]
         return TracedCellCollection(g, ids, (ids >= 0) & self._mj_valid)
 
-    # protocol used by the converted-code runtime
-    def _mj_select(self, c, other):
-        if not isinstance(other, TracedCell):
-            other = as_traced_cell(other, self._grid)
-        return TracedCell(self._grid, jnp.where(c, self._mj_idx, other._mj_idx),
-                          jnp.where(c, self._mj_valid, other._mj_valid))
+    def _coerce(self, other):
+        return as_traced_cell(other, self._grid)
 
-    def _mj_same(self, other):
-        other = as_traced_cell(other, self._grid)
-        return (self._mj_idx == other._mj_idx) & self._mj_valid & other._mj_valid
-
-    def _mj_key(self):
-        return self._mj_idx
-
-    def _mj_flatten(self):
-        return self._grid._wrap_cell, self._mj_idx
-
-    def __eq__(self, other):
-        if other is None:
-            return jnp.logical_not(self._mj_valid)
-        return self._mj_same(other)
-
-    def __ne__(self, other):
-        return jnp.logical_not(self.__eq__(other))
-
-    __hash__ = None
-
-    def __repr__(self):
-        return "TracedCell"
+    def _wrapper(self):
+        return self._grid._wrap_cell
 
 
 def as_traced_cell(cell, grid=None):
