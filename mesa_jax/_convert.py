@@ -476,7 +476,6 @@ def convert(fn):
     _ReturnPass().run(fdef)
     conv = _Converter(filename)
     fdef.body = [s for stmt in fdef.body for s in _as_list(conv.visit(stmt))]
-    conv.generic_visit(ast.Module(body=[], type_ignores=[]))
     freevars = fn.__code__.co_freevars
     factory_name = "__mj_factory"
     factory = ast.FunctionDef(
