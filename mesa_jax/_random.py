@@ -58,14 +58,20 @@ def _uniform(shape=()):
 
 
 def _randint(lo, hi, shape=()):
-    """Integers in [lo, hi) (hi exclusive), uniform."""
+    """Integers in [lo, hi) (hi exclusive), uniform: ``floor(bits * span / 2**32)``.
+
+    The 64-bit product is formed from 16-bit halves so every partial product fits in
+    uint32 (JAX runs without x64); exact for any span below 2**31.
+    """
     lo = jnp.asarray(lo, jnp.int32)
-    span = jnp.maximum(jnp.asarray(hi, jnp.int32) - lo, 1)
+    span = jnp.maximum(jnp.asarray(hi, jnp.int32) - lo, 1).astype(jnp.uint32)
     bits = _frame().next_bits(shape)
-    # two 16-bit halves avoid 64-bit products: floor(bits * span / 2**32)
-    hi16, lo16 = (bits >> 16).astype(jnp.uint32), (bits & 0xFFFF).astype(jnp.uint32)
-    s = span.astype(jnp.uint32)
-    v = (hi16 * s + ((lo16 * s) >> 16)) >> 16
+    m16 = jnp.uint32(0xFFFF)
+    bh, bl = bits >> 16, bits & m16
+    sh, sl = span >> 16, span & m16
+    hl, lh = bh * sl, bl * sh
+    mid = ((bl * sl) >> 16) + (hl & m16) + (lh & m16)
+    v = bh * sh + (hl >> 16) + (lh >> 16) + (mid >> 16)
     return lo + v.astype(jnp.int32)
 
 

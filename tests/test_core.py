@@ -253,3 +253,40 @@ def test_real_mesa_untouched_outside_redirect():
 
     assert issubclass(real.BoltzmannWealth, mesa.Model)
     assert not issubclass(real.BoltzmannWealth, mesa_jax.Model)
+
+
+def test_traced_random_draws_cover_their_ranges():
+    """Draws in compiled steps: in range, and uniform in the mean, also for spans > 2**16."""
+
+    class Drawer(mesa_jax.Agent):
+        def __init__(self, model):
+            super().__init__(model)
+            self.big = 0
+            self.small = 0
+            self.u = 0.0
+            self.g = 0
+
+        def step(self):
+            self.big = self.random.randrange(1_000_000)
+            self.small = self.random.randint(1, 6)
+            self.u = self.rng.uniform(2.0, 4.0)
+            self.g = self.rng.integers(0, 100_000)
+
+    class DrawModel(mesa_jax.Model):
+        def __init__(self):
+            super().__init__(seed=4)
+            Drawer.create_agents(self, 4000)
+
+        def step(self):
+            self.agents.do("step")
+
+    m = DrawModel()
+    m.step()
+    big = np.array(m.agents.get("big"))
+    small = np.array(m.agents.get("small"))
+    u = np.array(m.agents.get("u"))
+    g = np.array(m.agents.get("g"))
+    assert big.min() >= 0 and big.max() < 1_000_000 and abs(big.mean() / 1e6 - 0.5) < 0.03
+    assert set(small.tolist()) == {1, 2, 3, 4, 5, 6}
+    assert u.min() >= 2.0 and u.max() < 4.0 and abs(u.mean() - 3.0) < 0.05
+    assert g.min() >= 0 and g.max() < 100_000 and abs(g.mean() / 1e5 - 0.5) < 0.03
