@@ -39,7 +39,10 @@ def _method_function(cls, method):
 
 def activation_of(model):
     """(mode, batches) for a model: its own setting, else the global default."""
-    mode = model.__dict__.get("_mj_activation") or _DEFAULT[0]
+    return _parse_activation(model.__dict__.get("_mj_activation") or _DEFAULT[0])
+
+
+def _parse_activation(mode):
     if mode == "parallel":
         return "parallel", 1
     if isinstance(mode, str) and mode.startswith("batched"):
@@ -60,7 +63,7 @@ def set_activation(mode: str = "parallel") -> None:
             after another, each in parallel: closer to Mesa's sequential order, B times the
             work).
     """
-    activation_of(type("_Probe", (), {"__dict__": {"_mj_activation": mode}})())
+    _parse_activation(mode)  # reject an unknown mode here, not at the next compile
     _DEFAULT[0] = mode
 
 

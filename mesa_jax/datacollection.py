@@ -18,15 +18,16 @@ from .errors import UnsupportedError
 __all__ = ["DataCollector"]
 
 
-def _call_reporter(rep, obj):
+def _call_reporter(rep, obj, call=lambda f, *a: f(*a)):
+    """Evaluate one reporter on ``obj``; ``call`` is the converted-code call when traced."""
     if isinstance(rep, str):
         return getattr(obj, rep)
     if isinstance(rep, (list, tuple)):
         func, args = rep[0], (rep[1] if len(rep) > 1 else [])
-        return func(obj, *args) if not hasattr(func, "__self__") else func(*args)
+        return call(func, *args) if hasattr(func, "__self__") else call(func, obj, *args)
     if hasattr(rep, "__self__") and rep.__self__ is obj:
-        return rep()
-    return rep(obj)
+        return call(rep)
+    return call(rep, obj)
 
 
 class DataCollector:
@@ -84,14 +85,7 @@ class DataCollector:
                                    "call collect from `Model.step`, outside conditions on traced values")
         rec = {"step": model.steps, "model": {}, "agents": []}
         for name, rep in self.model_reporters.items():
-            if isinstance(rep, str):
-                rec["model"][name] = getattr(model, rep)
-            elif isinstance(rep, (list, tuple)):
-                rec["model"][name] = _ops.call(rep[0], *( [] if hasattr(rep[0], "__self__") else [model]), *(rep[1] if len(rep) > 1 else []))
-            elif hasattr(rep, "__self__") and rep.__self__ is model:
-                rec["model"][name] = _ops.call(rep)
-            else:
-                rec["model"][name] = _ops.call(rep, model)
+            rec["model"][name] = _call_reporter(rep, model, _ops.call)
         if self.agent_reporters:
             from ._collections import TracedList
 
@@ -102,8 +96,7 @@ class DataCollector:
                         vals[name] = t.cols[rep]
                     else:
                         lst = TracedList(jax.numpy.arange(t.cap), t.alive, table=t)
-                        fn = (lambda a, rep=rep: getattr(a, rep)) if isinstance(rep, str) else \
-                             (lambda a, rep=rep: _ops.call(rep, a))
+                        fn = lambda a, rep=rep: _call_reporter(rep, a, _ops.call)  # noqa: E731
                         vals[name] = _ops._vectorised([lst], fn, None, False, "agent reporter").values
                 rec["agents"].append((t.uid, t.alive, vals))
         return jax.tree.map(jax.numpy.asarray, rec)
