@@ -21,7 +21,16 @@ from .datacollection import DataCollector
 from .errors import MesaJaxError, UnsupportedError
 from .model import Model, set_jit
 from ._activation import set_activation
+from ._claims import set_claim_rounds
 from .batchrunner import batch_run
+
+
+
+def diagnostics(model) -> dict:
+    """Counters the compiled steps of ``model`` kept so far (e.g. ``unresolved_claims``:
+    agents whose move into a capacity-limited cell still collided after the last round)."""
+    return dict(model.__dict__.get("_mj_diagnostics", {}))
+
 
 if _os.environ.get("MESA_JAX_CACHE_DIR"):
     _jax.config.update("jax_compilation_cache_dir", _os.environ["MESA_JAX_CACHE_DIR"])
@@ -35,8 +44,10 @@ __all__ = [
     "Model",
     "UnsupportedError",
     "batch_run",
+    "diagnostics",
     "discrete_space",
     "set_activation",
+    "set_claim_rounds",
     "set_jit",
     "space",
 ]

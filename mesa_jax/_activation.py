@@ -81,94 +81,199 @@ def run_agents(ctx, agentset, method, args, kwargs, shuffle):
     _run_batched(ctx, parts, method, args, kwargs, batches)
 
 
-def _run_batched(ctx, parts, method, args, kwargs, batches):
-    """Random batches, one after another (a lax.fori_loop), each batch in parallel."""
-    model = ctx.model
-    frame = ctx.frame
-    base = frame.next_bits()
+def _carried(model, flag_names):
+    """get/put of everything an agent call may change, for a loop carry."""
     tables = list(model._mj_tables.values())
-    batch_of = []
-    for i, (t, active) in enumerate(parts):
-        u = draw_bits(substream(base, 1000 + i), 1, (t.cap,))
-        batch_of.append((t, active, (u % jnp.uint32(batches)).astype(jnp.int32)))
     attr_names = sorted(n for n in model._mj_state_attrs if n in model.__dict__)
 
-    flag_names = sorted({geom.index_flag(t) for t in tables for geom in t.spaces.values()})
-
-    def get(flags):
+    def get(flags, extra=()):
         return ([(t.alive, dict(t.cols)) for t in tables],
                 {n: jnp.asarray(model.__dict__[n]) for n in attr_names},
-                {n: jnp.asarray(flags.get(n, False)) for n in flag_names})
+                {n: jnp.asarray(flags.get(n, False)) for n in flag_names},
+                tuple(extra))
 
     def put(carry):
-        tabs, attrs, _ = carry
+        tabs, attrs, _, _ = carry
         for t, (alive, cols) in zip(tables, tabs):
             t.alive = alive
             t.cols = dict(cols)
         for n, v in attrs.items():
             model.__dict__[n] = v
 
-    def body(b, carry):
-        put(carry)
-        saved = (frame.rng, frame.draws)
-        frame.rng, frame.draws = substream(base, b), 0
-        ctx.invalidate_indexes()
-        outer_flags, ctx.flags = ctx.flags, {}
-        try:
-            sub = [(t, active & (bid == b)) for t, active, bid in batch_of]
-            _run_parallel(ctx, sub, method, args, kwargs)
-            inner = ctx.flags
-        finally:
-            frame.rng, frame.draws = saved
-            ctx.invalidate_indexes()
-            ctx.flags = outer_flags
-        unknown = set(inner) - set(flag_names)
-        if unknown:
-            raise RuntimeError(f"internal: flags {unknown} raised inside a batched round")
-        merged = {n: jnp.logical_or(carry[2][n], inner.get(n, False)) for n in flag_names}
-        out = get(merged)
-        return jax.tree.map(lambda new, old: jnp.asarray(new, jnp.result_type(old)), out, carry)
+    return get, put
 
-    final = jax.lax.fori_loop(0, batches, body, get({}))
-    put(final)
-    for n, v in final[2].items():
-        ctx.flag(n, v)
+
+def _loop_round(ctx, carry, flag_names, run):
+    """One pass of a loop body: bind ``carry``, ``run()`` with fresh indexes and flags.
+
+    Returns the new flags (OR-ed with the carried ones); ``run`` may not raise flags the
+    loop does not carry.
+    """
+    ctx.invalidate_indexes()
+    outer_flags, ctx.flags = ctx.flags, {}
+    try:
+        run()
+        inner = ctx.flags
+    finally:
+        ctx.invalidate_indexes()
+        ctx.flags = outer_flags
+    unknown = set(inner) - set(flag_names)
+    if unknown:
+        raise _NewFlags(unknown)
+    return {n: jnp.logical_or(carry[2][n], inner.get(n, False)) for n in flag_names}
+
+
+class _NewFlags(Exception):
+    """A loop body raised flags its carry lacks; the loop is traced again with them."""
+
+    def __init__(self, names):
+        super().__init__(sorted(names))
+        self.names = set(names)
+
+
+def with_flag_names(ctx, run_loop):
+    """Call ``run_loop(flag_names)`` (it builds a lax loop carrying those flags), tracing
+    it again with more names while its body raises flags it did not carry."""
+    model = ctx.model
+    names = set(_index_flags(model)) | set(ctx.flags)
+    get, put = _carried(model, [])
+    saved = get({})
+    for _ in range(8):
+        try:
+            return run_loop(sorted(names))
+        except _NewFlags as exc:
+            put(saved)
+            ctx.invalidate_indexes()
+            names |= exc.names
+    raise RuntimeError("internal: loop flags did not settle")
+
+
+def _same_types(out, carry):
+    return jax.tree.map(lambda new, old: jnp.asarray(new, jnp.result_type(old)), out, carry)
+
+
+def _index_flags(model):
+    return sorted({geom.index_flag(t) for t in model._mj_tables.values() for geom in t.spaces.values()})
+
+
+def _run_batched(ctx, parts, method, args, kwargs, batches):
+    """Random batches, one after another (a lax.fori_loop), each batch in parallel."""
+    model = ctx.model
+    frame = ctx.frame
+    base = frame.next_bits()
+    batch_of = []
+    for i, (t, active) in enumerate(parts):
+        u = draw_bits(substream(base, 1000 + i), 1, (t.cap,))
+        batch_of.append((t, active, (u % jnp.uint32(batches)).astype(jnp.int32)))
+
+    def run_loop(flag_names):
+        get, put = _carried(model, flag_names)
+
+        def body(b, carry):
+            put(carry)
+            saved = (frame.rng, frame.draws)
+            frame.rng, frame.draws = substream(base, b), 0
+            try:
+                sub = [(t, active & (bid == b)) for t, active, bid in batch_of]
+                flags = _loop_round(ctx, carry, flag_names,
+                                    lambda: _run_parallel(ctx, sub, method, args, kwargs))
+            finally:
+                frame.rng, frame.draws = saved
+            return _same_types(get(flags), carry)
+
+        final = jax.lax.fori_loop(0, batches, body, get(ctx.flags))
+        put(final)
+        for n, v in final[2].items():
+            ctx.flags[n] = v
+
+    with_flag_names(ctx, run_loop)
+
+
+def _vmap_call(ctx, table, fn, active, call_rng, args, kwargs):
+    """Run converted ``fn`` for every row of ``table`` (masked by ``active``), vmapped.
+
+    Returns (own columns after the call, incl. ``__alive__``; effects on others).
+    Nothing is written to the table.
+    """
+    names = sorted(n for n, c in table.cols.items() if c.dtype != object)
+    snapshot = dict(table.cols)
+    alive = table.alive
+    metas = []
+
+    def one(row, act):
+        handle = make_agent_handle(table, row, True)
+        own = {n: snapshot[n][row] for n in names}
+        own["__alive__"] = alive[row]
+        frame = Frame(agent=handle, table=table, own=own, rng=substream(call_rng, row), mask=act)
+        ctx.frames.append(frame)
+        try:
+            fn(handle, *args, **kwargs)
+        finally:
+            ctx.frames.pop()
+        metas.append([(e.kind, e.table, e.attr) for e in frame.effects])
+        eff = [(jnp.asarray(0 if e.rows is None else e.rows), jnp.asarray(e.values),
+                jnp.asarray(True if e.mask is None else e.mask)) for e in frame.effects]
+        own = {n: frame.own[n] for n in [*names, "__alive__"]}  # not those typed in discovery
+        return own, eff, frame.flags
+
+    rows = jnp.arange(table.cap)
+    own, eff, flags = jax.vmap(one)(rows, active)
+    for name, v in flags.items():
+        ctx.flag(name, jnp.any(v))
+    effects = [Effect(kind, t, attr, r, v, m) for (kind, t, attr), (r, v, m) in zip(metas[0], eff)]
+    return own, effects
+
+
+def _commit(ctx, table, own, effects, keep=None):
+    """Write a call's results: own columns and effects, only for rows in ``keep``."""
+    for n, v in own.items():
+        old = table.alive if n == "__alive__" else table.cols[n]
+        if keep is not None:
+            v = jnp.where(keep.reshape(keep.shape + (1,) * (v.ndim - 1)), v, old)
+        if n == "__alive__":
+            table.alive = v
+        else:
+            table.cols[n] = v
+    if keep is not None:
+        for e in effects:
+            m = jnp.asarray(e.mask)
+            k = keep.reshape(keep.shape + (1,) * (m.ndim - 1))
+            e.mask = jnp.logical_and(m, k)
+    if effects:
+        ctx.apply_effects(effects, ctx.frame)
+    ctx.invalidate_indexes()
 
 
 def _run_parallel(ctx, parts, method, args, kwargs):
-    """Every active agent at once, against the state at the start of the call."""
+    """Every active agent at once, against the state at the start of the call.
+
+    Moves into capacity-limited cells are claims (see ``_claims.py``): losers are rolled
+    back and re-run in further rounds.
+    """
+    from . import _claims
+
     model_frame = ctx.frame
     for table, active in parts:
         fn = convert(_method_function(table.cls, method))
         call_rng = model_frame.next_bits()
-        names = sorted(n for n, c in table.cols.items() if c.dtype != object)
-        snapshot = dict(table.cols)
-        alive = table.alive
-        metas = []
+        before = set(ctx.own_writes)
+        ctx.own_writes.clear()
+        own, effects = _vmap_call(ctx, table, fn, active, call_rng, args, kwargs)
+        written = set(ctx.own_writes)
+        ctx.own_writes |= before
+        limited = _claims.limited_columns(table, written)
+        if not limited:
+            _commit(ctx, table, own, effects)
+            continue
+        lost = _claims.resolve(ctx, table, own, active, limited)
+        _commit(ctx, table, own, effects, keep=~lost[0])
+        if ctx.discovery:
+            continue
 
-        def one(row, act, table=table, fn=fn, call_rng=call_rng, names=names, snapshot=snapshot,
-                metas=metas):
-            handle = make_agent_handle(table, row, True)
-            own = {n: snapshot[n][row] for n in names}
-            own["__alive__"] = alive[row]
-            frame = Frame(agent=handle, table=table, own=own, rng=substream(call_rng, row), mask=act)
-            ctx.frames.append(frame)
-            try:
-                fn(handle, *args, **kwargs)
-            finally:
-                ctx.frames.pop()
-            metas.append([(e.kind, e.table, e.attr) for e in frame.effects])
-            eff = [(jnp.asarray(0 if e.rows is None else e.rows), jnp.asarray(e.values),
-                    jnp.asarray(True if e.mask is None else e.mask)) for e in frame.effects]
-            return frame.own, eff
+        def rerun(pending, r, fn=fn, table=table, call_rng=call_rng, limited=limited):
+            own, effects = _vmap_call(ctx, table, fn, pending, substream(call_rng, 7919 + r), args, kwargs)
+            lost = _claims.resolve(ctx, table, own, pending, limited)
+            _commit(ctx, table, own, effects, keep=~lost[0])
+            return lost
 
-        rows = jnp.arange(table.cap)
-        own, eff = jax.vmap(one)(rows, active)
-        for n in names:
-            table.cols[n] = own[n]
-        table.alive = own["__alive__"]
-        effects = [Effect(kind, t, attr, r, v, m)
-                   for (kind, t, attr), (r, v, m) in zip(metas[0], eff)]
-        if effects:
-            ctx.apply_effects(effects, model_frame)
-        ctx.invalidate_indexes()
+        _claims.rounds(ctx, table, lost, rerun)

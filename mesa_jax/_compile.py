@@ -28,7 +28,8 @@ import numpy as np
 
 from ._context import TraceContext
 from ._convert import convert
-from .errors import MesaJaxError, UnsupportedError, user_location
+from ._gridindex import default_capacity
+from .errors import MesaJaxError, UnsupportedError, step_error, user_location
 
 __all__ = ["compiled_step", "CompiledStep"]
 
@@ -154,7 +155,7 @@ class CompiledStep:
         statics = tuple(sorted((k, _signature(v)) for k, v in m.__dict__.items()
                                if not k.startswith("_") and k not in m._mj_state_attrs
                                and not _is_array(v) and k not in ("random", "rng", "step")))
-        tables = tuple((t.cls, t.cap, tuple(sorted(t.cols)),
+        tables = tuple((t.cls, t.cap, tuple(sorted((c, str(v.dtype)) for c, v in t.cols.items())),
                         tuple(sorted((c, _signature(g)) for c, g in t.grids.items())))
                        for t in m._mj_tables.values())
         from ._activation import activation_of
@@ -192,8 +193,11 @@ class CompiledStep:
             m.__dict__.update(saved_attrs)
         self._targets = [_attr_path(m, dc) for dc, _ in ctx.collected]
         self._promoted = set(ctx.promoted)
+        self._retyped = dict(ctx.retyped)
         aux = {"collected": [rec for _, rec in ctx.collected],
-               "flags": {k: jnp.asarray(v) for k, v in ctx.flags.items()}}
+               "flags": {k: jnp.asarray(v) for k, v in ctx.flags.items()},
+               "errors": {k: (jnp.asarray(c), jnp.asarray(p)) for k, (c, p) in ctx.errors.items()},
+               "diagnostics": {k: jnp.asarray(v) for k, v in ctx.diagnostics.items()}}
         return new_state, aux
 
     def _build(self, n):
@@ -216,8 +220,10 @@ class CompiledStep:
         for _ in range(8):
             state = self.split()
             jax.eval_shape(lambda s: self._step_body(s, discovery=True), state)
+            for (table, name), spec in self._retyped.items():
+                table.retype_none_column(name, spec.dtype, spec.shape)
             new = self._promoted - set(m._mj_state_attrs)
-            if not new:
+            if not new and not self._retyped:
                 return
             for name in new:
                 if name not in m.__dict__:
@@ -287,10 +293,20 @@ class CompiledStep:
             if not over:
                 break
             for k in over:
-                self.capacities[k] = self.capacities.get(k, 8) * 2
+                self.capacities[k] = self.capacities.get(k, default_capacity(k)) * 2
             self.replays += 1
         else:
             raise MesaJaxError(f"capacities kept overflowing after {_MAX_REPLAYS} replays: {over}")
+        errors = jax.device_get(aux["errors"])
+        for kind, (cond, payload) in errors.items():
+            cond = np.asarray(cond)
+            if cond.any():  # the state before the step is kept
+                first = int(np.argmax(cond.reshape(-1)))
+                payload = np.asarray(payload).reshape((-1,) + np.shape(payload)[cond.ndim:])[first]
+                raise step_error(kind, payload)
+        diag = m.__dict__.setdefault("_mj_diagnostics", {})
+        for k, v in jax.device_get(aux["diagnostics"]).items():
+            diag[k] = diag.get(k, 0) + int(np.sum(v))
         self.merge(new_state)
         small = {k: v for k, v in new_state["attrs"].items() if np.ndim(v) == 0}
         for k, v in jax.device_get(small).items():

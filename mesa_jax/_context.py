@@ -78,6 +78,7 @@ class Frame:
         self.draws = 0  # draws taken from the current stream state (trace-time counter)
         self.masks = [] if mask is None else [mask]
         self.effects: list[Effect] = []
+        self.flags: dict = {}  # flags raised by the acting agent (ORed over rows after the vmap)
 
     @property
     def mask(self):
@@ -125,6 +126,10 @@ class TraceContext:
         self.indexes = {}  # (space id, table id) -> cell index
         self.discovery = discovery
         self.promoted = set()  # model attributes first written in this trace
+        self.own_writes = set()  # (table id, attr) the acting agents of this trace wrote
+        self.errors = {}  # kind -> (traced bool, traced payload): Mesa errors raised after the step
+        self.diagnostics = {}  # name -> traced int, added up on the host
+        self.retyped = {}  # (table, attr) -> first value written into a column holding only None
         self.write_count = 0
 
     def __enter__(self):
@@ -148,8 +153,36 @@ class TraceContext:
         return self.frames[0]
 
     def flag(self, name, value):
-        old = self.flags.get(name)
-        self.flags[name] = value if old is None else jnp.logical_or(old, value)
+        """Raise the host-side flag ``name`` (a capacity to grow) where ``value`` holds."""
+        frame = self.frame
+        flags = frame.flags if frame.agent is not None else self.flags
+        value = jnp.asarray(value)
+        if frame.agent is not None and frame.mask is not None:
+            value = value & frame.mask
+        old = flags.get(name)
+        flags[name] = value if old is None else jnp.logical_or(old, value)
+
+    def report_error(self, kind, cond, payload):
+        """Raise Mesa's error ``kind`` on the host after the step if ``cond`` held anywhere.
+
+        ``payload``: int32 values describing the first offender (e.g. agent id, position).
+        """
+        cond = jnp.asarray(cond)
+        payload = jnp.asarray(payload, jnp.int32)
+        if cond.ndim:
+            first = jnp.argmax(cond.reshape(-1))
+            payload = payload.reshape((-1,) + payload.shape[cond.ndim:])[first]
+            cond = jnp.any(cond)
+        old = self.errors.get(kind)
+        if old is not None:
+            payload = jnp.where(old[0], old[1], payload)
+            cond = old[0] | cond
+        self.errors[kind] = (cond, payload)
+
+    def diagnose(self, name, count):
+        old = self.diagnostics.get(name)
+        count = jnp.asarray(count, jnp.int32)
+        self.diagnostics[name] = count if old is None else old + count
 
     def invalidate_indexes(self):
         self.indexes.clear()
@@ -163,6 +196,9 @@ class TraceContext:
                 return frame.own[name]
         col = table.cols.get(name)
         if col is None or col.dtype == object:
+            spec = self.retyped.get((table, name))
+            if spec is not None:  # discovery: typed by an earlier write in this step
+                return jnp.zeros(spec.shape, spec.dtype)
             static = table.static_cols.get(name)
             if static is not None:
                 raise UnsupportedError(
@@ -177,11 +213,16 @@ class TraceContext:
     def write_attr(self, handle, name, value):
         frame = self.frame
         table = handle._table
+        if self._type_none_column(table, name, value):
+            if handle is frame.agent:
+                frame.own[name] = jnp.asarray(value)
+            return
         if handle is frame.agent:
             old = frame.own.get(name)
             if old is None:
                 self._unknown_attr(table, name)
             frame.own[name] = masked(frame.mask, coerce(value, old, table, name), old)
+            self.own_writes.add((id(table), name))
             return
         if name in table.static_cols:
             self._unknown_attr(table, name)
@@ -224,6 +265,19 @@ class TraceContext:
             frame.own["__alive__"] = masked(frame.mask, jnp.zeros_like(old), old)
             return
         self._effect(frame, "set", handle._table, "__alive__", handle, jnp.asarray(False))
+
+    def _type_none_column(self, table, name, value):
+        """During discovery, a write into a column that holds only None gives it a type.
+
+        (Mesa models often write ``self._next_state = None`` in ``__init__``.) The host
+        turns the column into a numeric one before the real trace.
+        """
+        if not self.discovery or table.static_cols.get(name) != "None":
+            return False
+        if isinstance(value, (jax.Array, np.ndarray, bool, int, float, np.generic)):
+            self.retyped.setdefault((table, name), jax.ShapeDtypeStruct(jnp.shape(value), jnp.result_type(value)))
+            return True
+        return False
 
     @staticmethod
     def _unknown_attr(table, name):

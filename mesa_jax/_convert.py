@@ -35,6 +35,7 @@ from __future__ import annotations
 import ast
 import copy
 import inspect
+import linecache
 import itertools
 import os
 import textwrap
@@ -443,6 +444,39 @@ def _source_of(fn):
     return textwrap.dedent("".join(lines)), first
 
 
+def _lambda_def(fn):
+    """A lambda's expression as ``def`` (found in its file by line and columns), or None."""
+    code = fn.__code__
+    lines = linecache.getlines(code.co_filename)
+    if not lines:
+        return None
+    try:
+        tree = _parsed_files.get(code.co_filename)
+        if tree is None:
+            tree = _parsed_files[code.co_filename] = ast.parse("".join(lines))
+    except SyntaxError:
+        return None
+    cols = [(ln, c) for ln, _, c, ec in code.co_positions()
+            if ln is not None and c is not None and (c, ec) != (0, 0)]  # (0, 0): RESUME
+    lams = [n for n in ast.walk(tree) if isinstance(n, ast.Lambda) and n.lineno == code.co_firstlineno]
+    if cols:
+        lo = min(cols)
+        hi = max(cols)
+        lams = [n for n in lams
+                if (n.body.lineno, n.body.col_offset) <= lo <= hi <= (n.body.end_lineno, n.body.end_col_offset)]
+    if len(lams) != 1:
+        return None
+    lam = lams[0]
+    fdef = ast.FunctionDef(name="__mj_lambda", args=lam.args, body=[ast.Return(value=lam.body)],
+                           decorator_list=[], returns=None, type_comment=None)
+    ast.copy_location(fdef, lam)
+    ast.copy_location(fdef.body[0], lam.body)
+    return fdef
+
+
+_parsed_files: dict = {}
+
+
 def convert(fn):
     """The converted version of a plain Python function (cached).
 
@@ -452,19 +486,25 @@ def convert(fn):
     Returns:
         A function with the same signature whose control flow works on traced values.
     """
-    if getattr(fn, "__mj_converted__", False) or fn.__name__ == "<lambda>":
-        # a lambda is one expression: it runs as it is (a traced `and`/`or`/`if` in it is
-        # reported by the concretization check with the lambda's line)
+    if getattr(fn, "__mj_converted__", False):
         return fn
     key = (fn.__code__, fn.__closure__ and tuple(id(c) for c in fn.__closure__))
     hit = _cache.get(key)
     if hit is not None:
         return hit
-    source, first = _source_of(fn)
     filename = fn.__code__.co_filename
-    module = ast.parse(source)
-    ast.increment_lineno(module, first - 1)
-    fdef = module.body[0]
+    if fn.__name__ == "<lambda>":
+        fdef = _lambda_def(fn)
+        if fdef is None:
+            # no source to read (e.g. typed at a prompt): it runs as it is, and a traced
+            # `and`/`or`/`if` in it is reported by the concretization check
+            return fn
+        first = fdef.lineno
+    else:
+        source, first = _source_of(fn)
+        module = ast.parse(source)
+        ast.increment_lineno(module, first - 1)
+        fdef = module.body[0]
     if isinstance(fdef, ast.AsyncFunctionDef):
         raise UnsupportedError("an `async def` method", "use a plain `def`", _loc(filename, fdef))
     if not isinstance(fdef, ast.FunctionDef):

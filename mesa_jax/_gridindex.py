@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .errors import register_step_error
+
 __all__ = ["GridGeometry", "build_cell_index"]
 
 _uid = itertools.count()
@@ -56,18 +58,48 @@ def build_cell_index(cell, alive, num_cells, k):
     return table[:, :num_cells].T, counts, overflow
 
 
+def _distance(offset, moore):
+    dx, dy = offset
+    return max(abs(dx), abs(dy)) if moore else abs(dx) + abs(dy)
+
+
+def _drop_repeats(tab):
+    """-1 over later repeats of a cell in a row (a radius wrapping round a small torus)."""
+    if tab.shape[1] < 2:
+        return tab
+    order = np.argsort(tab, axis=1, kind="stable")
+    srt = np.take_along_axis(tab, order, axis=1)
+    rep = np.zeros_like(srt, dtype=bool)
+    rep[:, 1:] = (srt[:, 1:] == srt[:, :-1]) & (srt[:, 1:] >= 0)
+    if not rep.any():
+        return tab
+    out = tab.copy()
+    rows = np.nonzero(rep)[0]
+    out[rows, order[rep]] = -1
+    return out
+
+
+def default_capacity(name):
+    """The first size of a host-allocated capacity: neighbourhood radii 1, slots 8."""
+    return 1 if name.startswith("radius:") else 8
+
+
 class GridGeometry:
     """A width x height grid: coordinates <-> cell ids, neighbour tables, the cell index.
 
     Cell id of ``(x, y)`` is ``x * height + y`` (Mesa's coordinate order).
     """
 
-    def __init__(self, width, height, torus, column):
+    def __init__(self, width, height, torus, column, capacity=None, full_message="ERROR: Cell is full"):
         self.width, self.height, self.torus = int(width), int(height), bool(torus)
         self.num_cells = self.width * self.height
         self.column = column  # name of the agents' position column
+        self.capacity = capacity  # agents per cell (None: unlimited)
         self.uid = next(_uid)
         self._nbr_cache: dict = {}
+        self.full_error = register_step_error(
+            f"cell_full:{self.uid}",
+            lambda p: Exception(f"{full_message} (agent {p[0]} moving to {self.coord_of(p[1])})"))
 
     # ------------------------------------------------------------ coordinates
     def index_of(self, pos):
@@ -99,21 +131,52 @@ class GridGeometry:
         key = (radius, moore, include_center)
         tab = self._nbr_cache.get(key)
         if tab is None:
-            offs = np.asarray(self.offsets(radius, moore, include_center), np.int64).reshape(-1, 2)
-            ids = np.arange(self.num_cells)
-            x, y = ids // self.height, ids % self.height
-            nx = x[:, None] + offs[None, :, 0]
-            ny = y[:, None] + offs[None, :, 1]
-            if self.torus:
-                nx %= self.width
-                ny %= self.height
-                tab = nx * self.height + ny
-            else:
-                ok = (nx >= 0) & (nx < self.width) & (ny >= 0) & (ny < self.height)
-                tab = np.where(ok, nx * self.height + ny, -1)
-            tab = tab.astype(np.int32)
+            tab = _drop_repeats(self._raw_table(radius, moore, include_center))
             self._nbr_cache[key] = tab
         return tab
+
+    def neighbour_rings(self, radius, moore, include_center):
+        """(table [cells, M], distance [M]): the radius-``radius`` table, offsets nearest first."""
+        key = ("rings", radius, moore, include_center)
+        hit = self._nbr_cache.get(key)
+        if hit is None:
+            offs = sorted(self.offsets(radius, moore, include_center),
+                          key=lambda o: _distance(o, moore))
+            dist = np.asarray([_distance(o, moore) for o in offs], np.int32)
+            by_offset = {o: i for i, o in enumerate(self.offsets(radius, moore, include_center))}
+            # reorder, then cut repeats again so that a repeated cell keeps its nearest ring
+            raw = self._raw_table(radius, moore, include_center)[:, [by_offset[o] for o in offs]]
+            hit = self._nbr_cache[key] = (_drop_repeats(raw), dist)
+        return hit
+
+    def _raw_table(self, radius, moore, include_center):
+        offs = np.asarray(self.offsets(radius, moore, include_center), np.int64).reshape(-1, 2)
+        ids = np.arange(self.num_cells)
+        x, y = ids // self.height, ids % self.height
+        nx = x[:, None] + offs[None, :, 0]
+        ny = y[:, None] + offs[None, :, 1]
+        if self.torus:
+            return ((nx % self.width) * self.height + ny % self.height).astype(np.int32)
+        ok = (nx >= 0) & (nx < self.width) & (ny >= 0) & (ny < self.height)
+        return np.where(ok, nx * self.height + ny, -1).astype(np.int32)
+
+    def traced_neighbours(self, ctx, idx, valid, radius, moore, include_center):
+        """(cell ids [M], mask [M]) around traced cell ``idx``; ``radius`` may be traced.
+
+        A traced radius is answered from a table of host-chosen radius R (first 1); a larger
+        radius raises a flag and the step is replayed with R doubled.
+        """
+        idx = jnp.clip(idx, 0, None)
+        if not isinstance(radius, jax.core.Tracer):
+            tab = jnp.asarray(self.neighbour_table(int(radius), moore, include_center))
+            ids = tab[idx]
+            return ids, (ids >= 0) & valid
+        name = f"radius:{type(self).__name__}{self.uid}:{int(moore)}{int(include_center)}"
+        big = ctx.capacities.get(name, default_capacity(name))
+        ctx.flag(name, radius > big)
+        tab, dist = self.neighbour_rings(big, moore, include_center)
+        ids = jnp.asarray(tab)[idx]
+        return ids, (ids >= 0) & valid & (jnp.asarray(dist) <= radius)
 
     # ---------------------------------------------------------- traced index
     def index_flag(self, table):
@@ -126,11 +189,24 @@ class GridGeometry:
         hit = ctx.indexes.get(key)
         if hit is None:
             name = self.index_flag(table)
-            k = ctx.capacities.get(name, 8)
+            k = ctx.capacities.get(name, default_capacity(name))
             col = table.cols[self.column]
             slots, counts, overflow = build_cell_index(col, table.alive, self.num_cells, k)
             ctx.flag(name, overflow)
             hit = ctx.indexes[key] = (slots, counts)
+        return hit
+
+    def traced_counts(self, ctx):
+        """int32 [cells]: agents (of every table on this grid) per cell, now."""
+        key = ("counts", self.uid)
+        hit = ctx.indexes.get(key)
+        if hit is None:
+            total = jnp.zeros(self.num_cells + 1, jnp.int32)
+            for t in self.tables(ctx.model):
+                col = t.cols[self.column]
+                c = jnp.where(t.alive & (col >= 0), col, self.num_cells)
+                total = total.at[c].add(1)
+            hit = ctx.indexes[key] = total[: self.num_cells]
         return hit
 
     def tables(self, model):

@@ -11,6 +11,7 @@ import functools
 import math
 import operator
 import os
+import random as _pyrandom
 import sys
 
 import jax
@@ -302,6 +303,10 @@ def call(f, *args, **kwargs):
     owner = getattr(f, "__self__", None)
     if owner is not None and isinstance(owner, (list, dict, set)) and getattr(f, "__name__", "") in _MUTATORS:
         _check_container_mutation(owner, f.__name__)
+    if owner is not None and isinstance(owner, (_pyrandom.Random, np.random.Generator)) and current() is not None:
+        # a host random generator kept somewhere (e.g. `self.grid.random`): drawing from it
+        # while compiling would bake one number into the program; draw per step instead
+        return _traced_random_method(owner, f.__name__)(*args, **kwargs)
     mod = getattr(f, "__module__", None) or ""
     if mod.startswith(("numpy", "math")) or f in _MATH:
         if _has_tracer((args, kwargs)) or builtins.any(isinstance(a, TracedList) for a in args):
@@ -315,6 +320,19 @@ def call(f, *args, **kwargs):
     if type(f).__name__ == "function" and _is_user_function(f):
         return _call_converted(f, args, kwargs)
     return f(*args, **kwargs)
+
+
+def _traced_random_method(owner, name):
+    from ._random import TracedGenerator, TracedRandom
+
+    traced = TracedRandom() if isinstance(owner, _pyrandom.Random) else TracedGenerator()
+    method = getattr(traced, name, None)
+    if method is None:
+        raise UnsupportedError(
+            f"`{type(owner).__name__}.{name}` in a compiled step",
+            "use one of random / randint / randrange / uniform / choice / choices / sample / "
+            "shuffle (or numpy's random / integers / uniform / normal / choice)")
+    return method
 
 
 def _call_converted(fn, args, kwargs):

@@ -35,6 +35,15 @@ def column_dtype(value):
     return np.dtype(object), ()
 
 
+def _fill_value(name, dtype):
+    """What an unset row holds: None (objects), -1 (positions: nowhere), else zero."""
+    if dtype == object:
+        return None
+    if name.startswith(_INTERNAL_PREFIX):
+        return -1
+    return 0
+
+
 def _to_python(value, dtype):
     if dtype == np.bool_:
         return bool(value)
@@ -73,9 +82,8 @@ class AgentTable:
         self.alive = np.concatenate([self.alive, np.zeros(cap - self.cap, np.bool_)])
         self.uid = np.concatenate([self.uid, np.zeros(cap - self.cap, np.int32)])
         for name, col in self.cols.items():
-            pad = np.zeros((cap - self.cap,) + col.shape[1:], col.dtype)
-            if col.dtype == object:
-                pad[...] = None
+            pad = np.empty((cap - self.cap,) + col.shape[1:], col.dtype)
+            pad[...] = _fill_value(name, col.dtype)
             self.cols[name] = np.concatenate([col, pad])
         self.cap = cap
 
@@ -120,9 +128,8 @@ class AgentTable:
         col = self.cols.get(name)
         if col is None:
             dtype, shape = column_dtype(value)
-            col = np.zeros((self.cap,) + shape, dtype)
-            if dtype == object:
-                col[...] = None
+            col = np.empty((self.cap,) + shape, dtype)
+            col[...] = _fill_value(name, dtype)
             self.cols[name] = col
         elif col.dtype != object:
             dtype, shape = column_dtype(value)
@@ -137,6 +144,18 @@ class AgentTable:
             col[row] = value
         else:
             col[row] = value
+
+    def retype_none_column(self, name, dtype, shape):
+        """Turn a column that holds only None into a numeric one (rows read as zero)."""
+        dtype, _ = column_dtype(np.zeros((), dtype)[()])
+        was_device = self.on_device
+        self.to_host()
+        self.cols[name] = np.zeros((self.cap,) + tuple(shape), dtype)
+        self.static_cols.pop(name, None)
+        if was_device:
+            import jax.numpy as jnp
+
+            self.cols[name] = jnp.asarray(self.cols[name])
 
     def alive_rows(self):
         alive = np.asarray(self.alive)

@@ -52,3 +52,23 @@ def user_location(depth: int = 1) -> str:
             return f"{filename}:{frame.f_lineno}"
         frame = frame.f_back
     return "<unknown>"
+
+
+# Mesa errors found inside a compiled step are reported by kind (see
+# ``TraceContext.report_error``) and raised on the host after the step; the step's state
+# is not committed. Each kind has a builder: int payload -> the exception Mesa raises.
+_STEP_ERRORS: dict = {}
+
+
+def register_step_error(kind: str, build) -> str:
+    """Register how to build the exception for ``kind`` from its payload; returns ``kind``."""
+    _STEP_ERRORS[kind] = build
+    return kind
+
+
+def step_error(kind: str, payload):
+    """The exception for a reported step error."""
+    build = _STEP_ERRORS.get(kind)
+    if build is None:
+        return MesaJaxError(f"{kind}: {list(payload)}")
+    return build([int(v) for v in payload])

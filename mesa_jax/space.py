@@ -53,7 +53,8 @@ class _Grid:
     def __init__(self, width: int, height: int, torus: bool) -> None:
         """Create a width x height grid (``torus``: edges wrap)."""
         self.width, self.height, self.torus = int(width), int(height), bool(torus)
-        self.geom = GridGeometry(self.width, self.height, self.torus, _COLUMN)
+        self.geom = GridGeometry(self.width, self.height, self.torus, _COLUMN,
+                                 capacity=1 if self._single else None, full_message="Cell not empty")
         self._model = None
 
     # -------------------------------------------------------------- helpers
@@ -142,9 +143,9 @@ class _Grid:
         ctx = current()
         if ctx is not None:
             p = self._as_traced_pos(pos)
-            tab = jnp.asarray(self.geom.neighbour_table(int(radius), moore, include_center))
-            ids = tab[jnp.clip(p._mj_idx, 0, None)]
-            return TracedList(ids, (ids >= 0) & p._mj_valid, wrap=self._wrap_pos)
+            ids, ok = self.geom.traced_neighbours(ctx, p._mj_idx, p._mj_valid, radius, moore,
+                                                  include_center)
+            return TracedList(ids, ok, wrap=self._wrap_pos)
         idx = self.geom.index_of(pos)
         ids = self.geom.neighbour_table(int(radius), moore, include_center)[idx]
         seen, out = set(), []

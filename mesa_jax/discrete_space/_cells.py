@@ -196,9 +196,9 @@ class TracedCell(TracedLocation):
 
     def get_neighborhood(self, radius: int = 1, include_center: bool = False):
         g = self._grid
-        tab = jnp.asarray(g.geom.neighbour_table(int(radius), g._moore, include_center))
-        ids = tab[jnp.clip(self._mj_idx, 0, None)]
-        return TracedCellCollection(g, ids, (ids >= 0) & self._mj_valid)
+        ids, ok = g.geom.traced_neighbours(current(), self._mj_idx, self._mj_valid, radius,
+                                           g._moore, include_center)
+        return TracedCellCollection(g, ids, ok)
 
     def _coerce(self, other):
         return as_traced_cell(other, self._grid)

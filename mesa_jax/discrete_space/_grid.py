@@ -6,7 +6,9 @@ import random as _random
 
 import jax.numpy as jnp
 
+from .._context import current
 from .._gridindex import GridGeometry
+from .._random import _randint
 from ._cells import Cell, CellCollection, TracedCell
 
 __all__ = ["Grid", "OrthogonalMooreGrid", "OrthogonalVonNeumannGrid"]
@@ -39,7 +41,7 @@ class Grid:
         self.torus = torus
         self.capacity = capacity
         self.random = random if random is not None else _random.Random()
-        self.geom = GridGeometry(dims[0], dims[1], torus, "_mj_cell")
+        self.geom = GridGeometry(dims[0], dims[1], torus, "_mj_cell", capacity=capacity)
         self._cell_objs = [None] * self.geom.num_cells
         self._model = None
 
@@ -84,6 +86,16 @@ class Grid:
         return self.all_cells.select(lambda c: c.is_empty)
 
     def select_random_empty_cell(self) -> Cell:
+        """A random cell holding no agent (traced: uniform over the empty cells at the
+        start of the agent call, one binary search per agent)."""
+        ctx = current()
+        if ctx is not None:
+            empty = self.geom.traced_counts(ctx) == 0
+            csum = jnp.cumsum(empty.astype(jnp.int32))
+            n = csum[-1]
+            k = _randint(0, jnp.maximum(n, 1))
+            idx = jnp.searchsorted(csum, k, side="right").astype(jnp.int32)
+            return TracedCell(self, idx, n > 0)
         for _ in range(50):
             cell = self._cell(self.random.randrange(self.geom.num_cells))
             if cell.is_empty:
