@@ -48,6 +48,7 @@ class _Shared:
         self.holder = None
         self.fns: dict = {}
         self.state_attrs = None
+        self.space_keys = None  # neighbour tables (by space) the trace passes as data
         self.targets = None
 
 
@@ -62,7 +63,7 @@ def _signature(v, depth=0):
         return type(v).__name__
     geom = getattr(v, "geom", None)
     if geom is not None:
-        return (type(v).__name__, geom.width, geom.height, geom.torus, getattr(v, "capacity", None))
+        return (type(v).__name__, geom.signature(), getattr(v, "capacity", None))
     if isinstance(v, (list, tuple)) and len(v) <= 64:
         return tuple(_signature(x, depth + 1) for x in v)
     if isinstance(v, dict) and len(v) <= 64:
@@ -136,7 +137,8 @@ class CompiledStep:
                     f"{type(v).__name__}", "keep numbers or numpy arrays in attributes a step writes",
                     location=user_location())
             attrs[name] = v
-        return {"tables": tables, "attrs": attrs, "key": self.key}
+        spaces = {str(i): g.data_tables() for i, g in enumerate(_data_geoms(m))}
+        return {"tables": tables, "attrs": attrs, "key": self.key, "spaces": spaces}
 
     def merge(self, state):
         """Bind a state (concrete or traced) back onto the model object."""
@@ -171,6 +173,7 @@ class CompiledStep:
         state = dict(state, key=key)
         ctx = TraceContext(m, step_key, discovery=discovery)
         ctx.capacities = self.capacities
+        ctx.space_arrays = {g.uid: state["spaces"][str(i)] for i, g in enumerate(_data_geoms(m))}
         saved = self.split()
         saved_attrs = {k: v for k, v in m.__dict__.items() if not k.startswith("_mj")}
         try:
@@ -238,8 +241,11 @@ class CompiledStep:
         if fp != self._fingerprint:
             known = _SHARED.get(fp)
             if known is not None and known.state_attrs is not None:
-                # a model of the same shape: take over its promoted attributes
+                # a model of the same shape: take over its promoted attributes and the
+                # neighbour tables its trace reads as data
                 self.model._mj_state_attrs.update(known.state_attrs)
+                for g, keys in zip(_data_geoms(self.model), known.space_keys or []):
+                    g.used_tables |= keys
                 fp = self._fingerprint_now()
                 known = _SHARED.get(fp)
             if known is None:
@@ -252,6 +258,7 @@ class CompiledStep:
                 if fp_before != fp:
                     alias = _Shared()
                     alias.state_attrs = set(self.model._mj_state_attrs)
+                    alias.space_keys = [set(g.used_tables) for g in _data_geoms(self.model)]
                     _SHARED[fp_before] = alias
             self._shared = known
             self._fingerprint = fp
@@ -317,6 +324,16 @@ class CompiledStep:
         self._shared.targets = targets
         for path, rec in zip(targets, aux["collected"]):
             _resolve_path(m, path)._append_device(rec, n if n > 1 else 1)
+
+
+def _data_geoms(model):
+    """The model's spaces whose neighbour tables travel as data, in a stable order."""
+    out = []
+    for t in model._mj_tables.values():
+        for geom in t.spaces.values():
+            if geom.tables_as_data and geom not in out:
+                out.append(geom)
+    return out
 
 
 def _attr_path(model, obj):

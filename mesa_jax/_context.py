@@ -14,9 +14,13 @@ agent method runs vmapped over the rows of its table. A frame owns
 
 from __future__ import annotations
 
+from enum import Enum
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from ._table import enum_code
 
 from .errors import MesaJaxError, UnsupportedError
 
@@ -129,6 +133,7 @@ class TraceContext:
         self.own_writes = set()  # (table id, attr) the acting agents of this trace wrote
         self.errors = {}  # kind -> (traced bool, traced payload): Mesa errors raised after the step
         self.diagnostics = {}  # name -> traced int, added up on the host
+        self.space_arrays = {}  # name -> neighbour tables passed as data (networks)
         self.retyped = {}  # (table, attr) -> first value written into a column holding only None
         self.write_count = 0
 
@@ -360,6 +365,13 @@ class TraceContext:
 
 def coerce(value, like, table, name):
     """Cast a traced write to its column's dtype; refuse changes that would lose meaning."""
+    if isinstance(value, Enum):
+        if table.enums.get(name) is not type(value):
+            raise UnsupportedError(
+                f"assigning `{value!r}` to `{table.cls.__name__}.{name}`, which does not hold "
+                f"members of `{type(value).__name__}`",
+                "keep one Enum class per attribute, set in `__init__`")
+        value = enum_code(value)
     like_dtype = jnp.result_type(like)
     value = jnp.asarray(value)
     if value.dtype == like_dtype:

@@ -73,6 +73,37 @@ def _loc(filename, node):
     return f"{filename}:{getattr(node, 'lineno', '?')}"
 
 
+_ZERO_DIV = ("ZeroDivisionError", "ArithmeticError", "FloatingPointError")
+
+
+class _ZeroDivisionPass(ast.NodeTransformer):
+    """``try: <one statement> except ZeroDivisionError: H`` becomes
+    ``if __mj.any_zero(<its divisors>): H else: <the statement>``.
+
+    Exceptions cannot be caught per agent, but a division by zero can be tested before it
+    happens. Only a single simple statement is rewritten (its divisors are evaluated first,
+    so they must not depend on the statement itself); any other ``try`` is refused.
+    """
+
+    def visit_Try(self, node):
+        self.generic_visit(node)
+        names = [h.type.id if isinstance(h.type, ast.Name) else None for h in node.handlers]
+        simple = (len(node.body) == 1 and isinstance(node.body[0], (ast.Return, ast.Assign, ast.AugAssign, ast.Expr))
+                  and len(node.handlers) == 1 and names[0] in _ZERO_DIV and node.handlers[0].name is None
+                  and not node.orelse and not node.finalbody)
+        if not simple:
+            return node
+        divisors = [copy.deepcopy(n.right) for n in ast.walk(node.body[0])
+                    if isinstance(n, ast.BinOp) and isinstance(n.op, (ast.Div, ast.FloorDiv, ast.Mod))]
+        if isinstance(node.body[0], ast.AugAssign) and isinstance(node.body[0].op, (ast.Div, ast.FloorDiv, ast.Mod)):
+            divisors.append(copy.deepcopy(node.body[0].value))
+        test = ast.Call(func=ast.Attribute(value=ast.Name(id=_RT, ctx=ast.Load()), attr="any_zero", ctx=ast.Load()),
+                        args=divisors, keywords=[])
+        new = ast.If(test=test, body=node.handlers[0].body, orelse=node.body)
+        ast.copy_location(test, node)
+        return ast.fix_missing_locations(ast.copy_location(new, node))
+
+
 def _check_supported(tree, filename):
     for node in ast.walk(tree):
         entry = _UNSUPPORTED.get(type(node))
@@ -279,6 +310,10 @@ class _Converter(ast.NodeTransformer):
                 parts.append(_call_rt("in_", [left, right], node))
             elif isinstance(op, ast.NotIn):
                 parts.append(_call_rt("not_", [_call_rt("in_", [left, right], node)], node))
+            elif isinstance(op, ast.Eq):
+                parts.append(_call_rt("eq", [left, right], node))
+            elif isinstance(op, ast.NotEq):
+                parts.append(_call_rt("ne", [left, right], node))
             else:
                 parts.append(ast.copy_location(
                     ast.Compare(left=left, ops=[op], comparators=[right]), node))
@@ -511,6 +546,7 @@ def convert(fn):
         raise UnsupportedError(
             f"`{fn.__qualname__}` (a lambda or an expression)",
             "define it with `def` in a .py file", _loc(filename, fdef))
+    _ZeroDivisionPass().visit(fdef)
     _check_supported(fdef, filename)
     fdef.decorator_list = []
     _ReturnPass().run(fdef)

@@ -13,6 +13,7 @@ import operator
 import os
 import random as _pyrandom
 import sys
+from enum import Enum
 
 import jax
 import jax.numpy as jnp
@@ -21,6 +22,7 @@ import numpy as np
 from ._collections import MultiList, TracedList, make_agent_handle
 from ._context import UNDEF, current, is_traced
 from ._random import mix32, substream
+from ._table import enum_code
 from .errors import MesaJaxError, UnsupportedError, user_location
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -253,7 +255,40 @@ def is_(a, b):
         return jnp.logical_not(a._mj_valid)
     if hasattr(a, "_mj_same") and type(a) is type(b):
         return a._mj_same(b)
+    if isinstance(b, Enum) and is_traced(a):
+        return a == enum_code(b)  # an Enum attribute read in a step is its code
+    if isinstance(a, Enum) and is_traced(b):
+        return b == enum_code(a)
+    if a is None or b is None:
+        return False  # a traced number is never None
+    if is_traced(a) or is_traced(b):
+        raise UnsupportedError(
+            f"`is` between a traced value and a {type(b if is_traced(a) else a).__name__}",
+            "compare agents, cells, None or Enum members with `is`, numbers with `==`")
     return False
+
+
+def any_zero(*divisors):
+    """Whether any divisor is zero (a converted ``try/except ZeroDivisionError``)."""
+    out = False
+    for d in divisors:
+        z = jnp.asarray(d) == 0 if is_traced(d) else (d == 0)
+        out = (out or bool(z)) if not (is_traced(z) or is_traced(out)) else jnp.logical_or(out, z)
+    return out
+
+
+def eq(a, b):
+    """``a == b`` in converted code (Enum members against traced codes)."""
+    if isinstance(b, Enum) and is_traced(a):
+        return a == enum_code(b)
+    if isinstance(a, Enum) and is_traced(b):
+        return b == enum_code(a)
+    return a == b
+
+
+def ne(a, b):
+    r = eq(a, b)
+    return (not r) if isinstance(r, bool) else jnp.logical_not(r)
 
 
 def is_not(a, b):

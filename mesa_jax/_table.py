@@ -7,6 +7,7 @@ columns are device arrays; an eager write brings them back to the host first.
 from __future__ import annotations
 
 import weakref
+from enum import Enum
 
 import numpy as np
 
@@ -14,6 +15,11 @@ __all__ = ["AgentTable", "column_dtype"]
 
 # Attributes kept by mesa_jax itself (positions in a space); never user columns.
 _INTERNAL_PREFIX = "_mj_"
+
+
+def enum_code(member):
+    """An Enum member's code in a column: its position in its class."""
+    return list(type(member)).index(member)
 
 
 def column_dtype(value):
@@ -69,6 +75,7 @@ class AgentTable:
         self.spaces: dict = {}  # position column name -> GridGeometry
         self.grids: dict = {}  # position column name -> the grid object
         self.static_cols: dict = {}
+        self.enums: dict = {}  # column name -> Enum class whose members it holds as codes
         self.cap_extra = 0  # spare rows reserved for births in compiled steps
 
     # ----------------------------------------------------------------- rows
@@ -117,6 +124,9 @@ class AgentTable:
     def get(self, row, name):
         col = self.cols[name]
         value = col[row]
+        enum = self.enums.get(name)
+        if enum is not None:
+            return list(enum)[int(value)]
         if col.dtype == object:
             return value
         if col.ndim > 1:
@@ -125,6 +135,7 @@ class AgentTable:
 
     def set(self, row, name, value):
         self.to_host()
+        value = self._encode(name, value)
         col = self.cols.get(name)
         if col is None:
             dtype, shape = column_dtype(value)
@@ -144,6 +155,21 @@ class AgentTable:
             col[row] = value
         else:
             col[row] = value
+
+    def _encode(self, name, value):
+        """Enum members are kept as codes in an int column (one Enum class per column)."""
+        enum = self.enums.get(name)
+        if isinstance(value, Enum):
+            if enum is None and name not in self.cols:
+                self.enums[name] = enum = type(value)
+            if enum is type(value):
+                return np.int32(enum_code(value))
+        if enum is not None:  # something else written into an Enum column: keep objects
+            members = list(enum)
+            col = self.cols[name]
+            self.cols[name] = np.array([members[int(c)] for c in col] + [], dtype=object)
+            del self.enums[name]
+        return value
 
     def retype_none_column(self, name, dtype, shape):
         """Turn a column that holds only None into a numeric one (rows read as zero)."""

@@ -44,6 +44,8 @@ class Cell:
 
     @property
     def agents(self) -> list:
+        if current() is not None:  # occupancy changes from step to step: read it traced
+            return as_traced_cell(self).agents
         model = self._grid._model
         if model is None:
             return []
@@ -52,19 +54,20 @@ class Cell:
 
     @property
     def is_empty(self) -> bool:
+        if current() is not None:
+            return as_traced_cell(self).is_empty
         return len(self.agents) == 0
 
     @property
     def is_full(self) -> bool:
+        if current() is not None:
+            return as_traced_cell(self).is_full
         cap = self._grid.capacity
         return cap is not None and len(self.agents) >= cap
 
     @property
     def connections(self) -> dict:
-        g = self._grid
-        offs = g.geom.offsets(1, g._moore, False)
-        ids = g.geom.neighbour_table(1, g._moore, False)[self._idx]
-        return {o: g._cell(i) for o, i in zip(offs, ids) if i >= 0}
+        return self._grid._connections(self._idx)
 
     @property
     def neighborhood(self) -> CellCollection:
@@ -101,6 +104,8 @@ class CellCollection:
 
     @property
     def agents(self) -> list:
+        if current() is not None:
+            return TracedCellCollection.from_cells(self._cells).agents
         return [a for c in self._cells for a in c.agents]
 
     def __iter__(self):
