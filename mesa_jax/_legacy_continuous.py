@@ -126,6 +126,9 @@ class ContinuousSpace:
         self._bind(t)
         ctx = current()
         if ctx is not None:
+            from .space import _traced_handle
+
+            agent = _traced_handle(agent)
             old_on = ctx.read_attr(agent, _ON)
             if pos is None:
                 ctx.write_attr(agent, _ON, jnp.int32(-1))

@@ -2,23 +2,23 @@
 
 * :class:`LegacyGridGeometry`: Mesa's rectangular neighbourhood, where a centre reached by
   wrapping round a small torus is still left out unless ``include_center``.
-* :class:`ListGeometry`: neighbourhoods given per cell as lists (hexagonal grids,
-  networks). Tables keep the ``[cells, M]``, ``-1``-padded layout of
-  ``GridGeometry.neighbour_table``; the distance of each entry is kept per cell, so a traced
-  radius works on graphs too.
+* :class:`ListGeometry` / :class:`HexGeometry`: neighbourhoods found by a breadth-first
+  search over listed neighbours (Mesa's hexagonal rules). Tables keep the ``[cells, M]``,
+  ``-1``-padded layout of ``GridGeometry.neighbour_table``; the distance of each entry is
+  kept per cell, so a traced radius works too.
+
+(The legacy ``NetworkGrid`` uses ``_gridindex.NetworkGeometry``.)
 """
 
 from __future__ import annotations
 
 from collections import deque
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from ._gridindex import GridGeometry, default_capacity
+from ._gridindex import GridGeometry
 
-__all__ = ["LegacyGridGeometry", "HexGeometry", "NetworkGeometry", "pad_lists"]
+__all__ = ["LegacyGridGeometry", "HexGeometry", "pad_lists"]
 
 
 def pad_lists(lists, fill=-1):
@@ -99,21 +99,9 @@ class ListGeometry(LegacyGridGeometry):
             hit = self._nbr_cache[key] = (pad_lists(ids), pad_lists(dists, fill=1 << 30))
         return hit
 
-    def neighbour_rings(self, radius, moore, include_center):  # pragma: no cover - not used
-        raise NotImplementedError("list geometries keep distances per cell: use ring_table")
-
-    def traced_neighbours(self, ctx, idx, valid, radius, moore, include_center):
-        idx = jnp.clip(idx, 0, None)
-        if not isinstance(radius, jax.core.Tracer):
-            ids = jnp.asarray(self.neighbour_table(int(radius), moore, include_center))[idx]
-            return ids, (ids >= 0) & valid
-        name = f"radius:{type(self).__name__}{self.uid}:{int(include_center)}"
-        big = ctx.capacities.get(name, default_capacity(name))
-        ctx.flag(name, radius > big)
-        tab, dist = self.ring_table(big, include_center)
-        ids = jnp.asarray(tab)[idx]
-        d = jnp.asarray(dist)[idx]
-        return ids, (ids >= 0) & valid & (d <= radius)
+    def neighbour_rings(self, radius, moore=True, include_center=False):
+        """(ids [cells, M], distance [cells, M]) for a traced radius (``CellGeometry``)."""
+        return self.ring_table(radius, include_center)
 
 
 class HexGeometry(ListGeometry):
@@ -143,77 +131,3 @@ class HexGeometry(ListGeometry):
                 row.append(nx_ * h + ny)
             out.append(row)
         return out
-
-
-class _GraphToken:
-    """A graph's identity for the compile fingerprint (stands where a grid keeps ``torus``)."""
-
-    def __init__(self, digest):
-        self.digest = digest
-
-    def __bool__(self):
-        return False
-
-    def __eq__(self, other):
-        return isinstance(other, _GraphToken) and other.digest == self.digest
-
-    def __hash__(self):
-        return hash(("graph", self.digest))
-
-    def __lt__(self, other):
-        return repr(self) < repr(other)
-
-    def __repr__(self):
-        return f"graph:{self.digest}"
-
-
-class NetworkGeometry(ListGeometry):
-    """The nodes of a networkx graph as cells ``0..n-1`` (in ``G.nodes`` order)."""
-
-    def __init__(self, graph, column):
-        import hashlib
-
-        nodes = list(graph.nodes)
-        self.graph = graph
-        self.nodes = nodes
-        self.node_index = {n: i for i, n in enumerate(nodes)}
-        edges = repr((nodes, [(u, v) for u, v in graph.edges()], graph.is_directed()))
-        token = _GraphToken(hashlib.sha1(edges.encode()).hexdigest()[:16])
-        super().__init__(len(nodes), 1, False, column, capacity=None)
-        self.torus = token  # falsy; makes graphs of the same size compile apart
-
-    def signature(self):
-        # the neighbour tables are constants of a compiled program: key it by the graph
-        return ("network", self.num_cells, self.torus.digest, self.capacity)
-
-    def index_of(self, node):
-        return self.node_index[node]
-
-    def coord_of(self, idx):
-        return self.nodes[int(idx)]
-
-    def out_of_bounds(self, node):
-        return node not in self.node_index
-
-    def adjacent(self, i):
-        return [self.node_index[n] for n in self.graph.neighbors(self.nodes[i])]
-
-    def neighbour_list(self, idx, radius, include_center):
-        """Mesa's order: radius 1 is ``G.neighbors`` (+ the node last); larger radii go by
-        shortest-path distance (networkx's BFS order within a distance)."""
-        import networkx as nx
-
-        node = self.nodes[int(idx)]
-        if radius == 1:
-            out = list(self.graph.neighbors(node))
-            if include_center:
-                out.append(node)
-        else:
-            d = nx.single_source_shortest_path_length(self.graph, node, radius)
-            if not include_center:
-                del d[node]
-            out = [n for n, _ in sorted(d.items(), key=lambda kv: kv[1])]
-        return [self.node_index[n] for n in out]
-
-    def _raw_table(self, radius, moore, include_center):  # pragma: no cover - not used
-        raise NotImplementedError

@@ -29,7 +29,8 @@ import numpy as np
 from ._collections import MultiList, TracedList, TracedLocation
 from ._context import current
 from ._legacy_continuous import ContinuousSpace
-from ._legacy_geometry import HexGeometry, LegacyGridGeometry, NetworkGeometry
+from ._gridindex import NetworkGeometry
+from ._legacy_geometry import HexGeometry, LegacyGridGeometry
 from ._legacy_layers import (PropertyLayer, is_single_argument_function,
                              ufunc_requires_additional_input)
 from .errors import UnsupportedError
@@ -109,6 +110,16 @@ def warn_if_agent_has_position_already(placement_func):
         placement_func(self, agent, *args, **kwargs)
 
     return wrapper
+
+
+def _traced_handle(agent):
+    """A handle ``TraceContext`` can write through (agents kept from the build phase, e.g. a
+    model attribute, lack the ``_valid`` flag that traced handles carry)."""
+    if "_valid" in agent.__dict__:
+        return agent
+    from ._collections import make_agent_handle
+
+    return make_agent_handle(agent._table, agent._row, True)
 
 
 def _agentset(agents):
@@ -233,6 +244,7 @@ class _Positions:
         """In a step: move to traced position ``tpos`` (None: off the space); an invalid
         position leaves the agent where it is."""
         ctx = current()
+        agent = _traced_handle(agent)
         t = agent._table
         if t.grids.get(_COLUMN) is not self:
             self._bind(t)
@@ -432,6 +444,7 @@ class _Grid(_Positions):
             raise UnsupportedError(
                 "`swap_pos` on a SingleGrid inside an agent's step",
                 "swap in `Model.step` (e.g. pick the two agents there), or use a MultiGrid")
+        a, b = _traced_handle(a), _traced_handle(b)
         pa, pb = ctx.read_attr(a, _COLUMN), ctx.read_attr(b, _COLUMN)
         ok = (pa >= 0) & (pb >= 0)
         ctx.write_attr(a, _COLUMN, jnp.where(ok, pb, pa))

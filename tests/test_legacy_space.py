@@ -509,10 +509,13 @@ class HexCounter(mesa_jax.Agent):
         super().__init__(model)
         self.near = 0
         self.far = 0
+        self.r = 1 + self.unique_id % 3
+        self.ring = 0
 
     def step(self):
         self.near = len(self.model.grid.get_neighbors(self.pos))
         self.far = len(self.model.grid.get_neighbors(self.pos, True, 2))
+        self.ring = len(self.model.grid.get_neighborhood(self.pos, False, self.r))  # traced radius
 
 
 def test_traced_hex_and_network_counts_match_mesa():
@@ -532,6 +535,7 @@ def test_traced_hex_and_network_counts_match_mesa():
     for a, b in zip(ma, m.agents):
         assert b.near == len(mg.get_neighbors(a.pos))
         assert b.far == len(mg.get_neighbors(a.pos, True, 2))
+        assert b.ring == len(mg.get_neighborhood(a.pos, False, b.r))
 
     g = nx.erdos_renyi_graph(15, 0.2, seed=2)
 
@@ -556,6 +560,7 @@ def test_traced_hex_and_network_counts_match_mesa():
         assert b.pos == node
         assert b.near == len(mnet.get_neighbors(node))
         assert b.far == len(mnet.get_neighbors(node, True, 2))
+        assert b.ring == len(mnet.get_neighborhood(node, False, b.r))
 
 
 class NetWalker(mesa_jax.Agent):
@@ -629,3 +634,73 @@ def test_traced_continuous_space_moves_and_neighbours():
         expect = np.mod(p + v, 6.0)
         assert np.allclose(b.pos, expect, atol=1e-5)
     assert len(m.space.get_neighbors((3.0, 3.0), 10.0)) == 30
+
+
+class Mover(mesa_jax.Agent):
+    def __init__(self, model):
+        super().__init__(model)
+        self.kind = self.unique_id % 3
+
+    def step(self):
+        x, y = self.pos
+        if self.kind == 0:
+            self.model.grid.move_agent(self, (x + 1, y))  # wraps round the torus
+        elif self.kind == 1:
+            options = self.model.grid.get_neighborhood(self.pos, False, True)
+            self.model.grid.move_agent_to_one_of(self, options, selection="closest")
+        else:
+            self.model.grid.move_agent_to_one_of(self, [(0, 0), (1, 1)])
+
+
+def test_traced_moves_on_multigrid():
+    class MoveModel(mesa_jax.Model):
+        def __init__(self):
+            super().__init__(seed=2)
+            self.grid = js.MultiGrid(4, 3, True)
+            self.empty_count = 0
+            self.any_empty = False
+            for i in range(9):
+                self.grid.place_agent(Mover(self), (i % 4, i % 3))
+
+        def step(self):
+            self.agents.do("step")
+            self.empty_count = len(self.grid.empties)
+            self.any_empty = self.grid.exists_empty_cells()
+
+    m = MoveModel()
+    before = {a.unique_id: a.pos for a in m.agents}
+    m.step()
+    for a in m.agents:
+        x, y = before[a.unique_id]
+        if a.kind == 0:
+            assert a.pos == ((x + 1) % 4, y)
+        elif a.kind == 1:
+            assert a.pos == (x, y)  # the closest of the neighbourhood with its centre is the centre
+        else:
+            assert a.pos in [(0, 0), (1, 1)]
+    assert m.empty_count == len(m.grid.empties)
+    assert m.any_empty == m.grid.exists_empty_cells()
+
+
+def test_traced_swap_pos_and_out_of_bounds_move_on_singlegrid():
+    class Edge(mesa_jax.Agent):
+        def step(self):
+            x, y = self.pos
+            self.model.grid.move_agent(self, (x, y + 1))  # off the top edge: stays
+
+    class SwapModel(mesa_jax.Model):
+        def __init__(self):
+            super().__init__(seed=2)
+            self.grid = js.SingleGrid(3, 2, False)
+            self.first, self.second = Edge(self), Edge(self)
+            self.grid.place_agent(self.first, (0, 1))
+            self.grid.place_agent(self.second, (2, 1))
+
+        def step(self):
+            self.agents.do("step")
+            self.grid.swap_pos(self.first, self.second)
+            self.grid.move_agent(self.first, (1, 0))  # an agent kept on the model, moved there
+
+    m = SwapModel()
+    m.step()
+    assert m.first.pos == (1, 0) and m.second.pos == (0, 1)
