@@ -256,6 +256,11 @@ class _Positions:
 
     # ------------------------------------------------------------- contents
     def _occupancy(self):
+        if current() is not None:
+            raise UnsupportedError(
+                f"iterating or indexing a `{type(self).__name__}` cell by cell inside a step",
+                "ask for what you need: `get_cell_list_contents(...)`, `get_neighbors(...)`, "
+                "`is_cell_empty(...)`, `empties`")
         if self._model is None:
             return {}
         return self.geom.host_occupancy(self._model)
@@ -455,16 +460,17 @@ class _Grid(_Positions):
         if current() is not None:
             self._traced_move_to_empty(agent)
             return
-        empties = self.empties
-        if not empties:
+        occ = self._occupancy()
+        n_empty = self.num_cells - sum(1 for v in occ.values() if v)
+        if n_empty == 0:
             raise Exception("ERROR: No empty cells")
-        if len(empties) > self.cutoff_empties:
+        if n_empty > self.cutoff_empties:  # Mesa's two ways of drawing (same draws)
             while True:
                 new_pos = (agent.random.randrange(self.width), agent.random.randrange(self.height))
                 if self.is_cell_empty(new_pos):
                     break
         else:
-            new_pos = agent.random.choice(sorted(empties))
+            new_pos = agent.random.choice(sorted(self.empties))
         self.remove_agent(agent)
         self.place_agent(agent, new_pos)
 
@@ -588,9 +594,9 @@ class _Grid(_Positions):
 
     def is_cell_empty(self, pos) -> bool:
         """Whether no agent is at ``pos``."""
-        if current() is not None:
+        if current() is not None:  # off the grid: not empty (nothing can move there)
             p = self._as_traced(pos)
-            return self._traced_counts()[jnp.clip(p._mj_idx, 0, None)] == 0
+            return p._mj_valid & (self._traced_counts()[jnp.clip(p._mj_idx, 0, None)] == 0)
         return not self._cell_agents(self._checked_id(pos))
 
     @property
@@ -634,7 +640,20 @@ class _Grid(_Positions):
         return (self._content(i) for i in range(self.num_cells))
 
     def __getitem__(self, index):
-        """``grid[x]``, ``grid[x, y]``, ``grid[[(x, y), ...]]``, slices (Mesa's forms)."""
+        """``grid[x]``, ``grid[x, y]``, ``grid[[(x, y), ...]]``, slices (Mesa's forms).
+
+        Inside a step ``grid[x, y]`` / ``grid[pos]`` only: the agent there or None
+        (SingleGrid), the padded list of agents there (MultiGrid)."""
+        if current() is not None and (isinstance(index, TracedLocation) or (
+                isinstance(index, tuple) and len(index) == 2 and not isinstance(index[0], (tuple, slice))
+                and not isinstance(index[1], slice))):
+            agents = self._traced_agents(*self._traced_ids(self._as_traced(self.torus_adj(index))))
+            if not self._single:
+                return agents
+            if isinstance(agents, MultiList):
+                raise UnsupportedError("`grid[x, y]` on a SingleGrid holding agents of several classes",
+                                       "use `grid.get_cell_list_contents((x, y))`")
+            return agents[0]
         if isinstance(index, int):
             return [self._content(index * self.height + y) for y in range(self.height)]
         if isinstance(index[0], tuple):

@@ -704,3 +704,51 @@ def test_traced_swap_pos_and_out_of_bounds_move_on_singlegrid():
     m = SwapModel()
     m.step()
     assert m.first.pos == (1, 0) and m.second.pos == (0, 1)
+
+
+class Peeker(mesa_jax.Agent):
+    def __init__(self, model):
+        super().__init__(model)
+        self.right_taken = False
+        self.right_empty = False
+
+    def step(self):
+        x, y = self.pos
+        other = self.model.grid[x + 1, y]
+        self.right_taken = other is not None
+        self.right_empty = self.model.grid.is_cell_empty((x + 1, y))
+
+
+def test_traced_indexing_and_emptiness_on_singlegrid():
+    class PeekModel(mesa_jax.Model):
+        def __init__(self, cells):
+            super().__init__(seed=1)
+            self.grid = js.SingleGrid(5, 3, False)
+            for c in cells:
+                self.grid.place_agent(Peeker(self), c)
+
+        def step(self):
+            self.agents.do("step")
+
+    cells = [(0, 0), (1, 0), (3, 0), (4, 1), (2, 2), (3, 2)]
+    m = PeekModel(cells)
+    m.step()
+    for a in m.agents:
+        x, y = a.pos
+        right = (x + 1, y)
+        assert a.right_taken == (right in cells)
+        assert a.right_empty == (x + 1 < 5 and right not in cells)  # off the grid: not empty
+
+    class Iterating(mesa_jax.Model):
+        def __init__(self):
+            super().__init__(seed=1)
+            self.grid = js.MultiGrid(3, 3, False)
+            self.grid.place_agent(Peeker(self), (0, 0))
+            self.total = 0
+
+        def step(self):
+            for content, _ in self.grid.coord_iter():
+                self.total += len(content)
+
+    with pytest.raises(mesa_jax.errors.UnsupportedError, match="cell by cell"):
+        Iterating().step()
