@@ -85,9 +85,11 @@ class ContinuousSpace:
             self._model = table.model
 
     def _tables(self):
-        if self._model is None:
+        ctx = current()
+        model = ctx.model if ctx is not None else self._model
+        if model is None:
             return []
-        return [t for t in self._model._mj_tables.values() if t.grids.get(_POS) is self and _XY in t.cols]
+        return [t for t in model._mj_tables.values() if t.grids.get(_POS) is self and _XY in t.cols]
 
     def _placed(self, agent):
         t = agent._table

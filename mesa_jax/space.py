@@ -275,8 +275,7 @@ class _Positions:
         ids = jnp.atleast_1d(ids)
         ok = jnp.atleast_1d(ok)
         lists = []
-        tables = self.geom.tables(self._model) if self._model is not None else []
-        for t in tables:
+        for t in self.geom.tables(ctx.model):
             slots, _ = self.geom.traced_index(ctx, t)
             rows = slots[jnp.clip(ids, 0, None)]
             lists.append(TracedList(rows.reshape(-1), ((rows >= 0) & ok[:, None]).reshape(-1), table=t))
@@ -298,12 +297,6 @@ class _Positions:
 
     def _traced_counts(self):
         return self.geom.traced_counts(current())
-
-    @property
-    def agents(self):
-        """An AgentSet of the agents in the space."""
-        occ = self._occupancy()
-        return _agentset(t.handle(r) for cid in sorted(occ) for t, r in occ[cid])
 
 
 # -------------------------------------------------------------------- grids
