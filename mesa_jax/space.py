@@ -470,14 +470,12 @@ class _Grid(_Positions):
     def _traced_move_to_empty(self, agent):
         from ._random import _randint
 
-        ctx = current()
         empty = self._traced_counts() == 0
         csum = jnp.cumsum(empty.astype(jnp.int32))
         n = csum[-1]
         k = _randint(0, jnp.maximum(n, 1))
         idx = jnp.searchsorted(csum, k, side="right").astype(jnp.int32)
-        self._traced_write(agent, TracedPos(self, idx, n > 0))
-        del ctx
+        self._traced_write(agent, TracedPos(self, idx, n > 0))  # none empty: stays
 
     def move_agent_to_one_of(self, agent, pos, selection: str = "random",
                              handle_empty: str | None = None) -> None:
