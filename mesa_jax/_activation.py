@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from ._collections import make_agent_handle
-from ._context import Effect, Frame
+from ._context import Effect, Frame, merge_signal, reduce_signal, signal_default
 from ._convert import convert
 from ._random import draw_bits, substream
 from .errors import UnsupportedError
@@ -89,7 +89,7 @@ def _carried(model, flag_names):
     def get(flags, extra=()):
         return ([(t.alive, dict(t.cols)) for t in tables],
                 {n: jnp.asarray(model.__dict__[n]) for n in attr_names},
-                {n: jnp.asarray(flags.get(n, False)) for n in flag_names},
+                {n: jnp.asarray(flags[n]) if n in flags else signal_default(n) for n in flag_names},
                 tuple(extra))
 
     def put(carry):
@@ -120,7 +120,7 @@ def _loop_round(ctx, carry, flag_names, run):
     unknown = set(inner) - set(flag_names)
     if unknown:
         raise _NewFlags(unknown)
-    return {n: jnp.logical_or(carry[2][n], inner.get(n, False)) for n in flag_names}
+    return {n: merge_signal(n, carry[2][n], inner[n]) if n in inner else carry[2][n] for n in flag_names}
 
 
 class _NewFlags(Exception):
@@ -219,7 +219,7 @@ def _vmap_call(ctx, table, fn, active, call_rng, args, kwargs):
     rows = jnp.arange(table.cap)
     own, eff, flags = jax.vmap(one)(rows, active)
     for name, v in flags.items():
-        ctx.flag(name, jnp.any(v))
+        ctx.signal(name, reduce_signal(name, v))
     effects = [Effect(kind, t, attr, r, v, m) for (kind, t, attr), (r, v, m) in zip(metas[0], eff)]
     return own, effects
 

@@ -76,8 +76,9 @@ def rounds(ctx, table, first, rerun):
     ctx.diagnose("unresolved_claims", jnp.sum(pending.astype(jnp.int32)))
     for geom in table.spaces.values():
         if geom.capacity is not None:
-            ctx.report_error(geom.full_error, pending & blocked,
-                             jnp.stack([table.uid, targets], axis=-1))
+            bad = pending & blocked
+            first = jnp.argmax(bad)
+            ctx.report_error(geom.full_error, jnp.any(bad), jnp.stack([table.uid[first], targets[first]]))
             break
 
 

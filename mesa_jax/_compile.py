@@ -47,8 +47,10 @@ class _Shared:
     def __init__(self):
         self.holder = None
         self.fns: dict = {}
+        self.alias = False  # only records what discovery found; no program
         self.state_attrs = None
-        self.space_keys = None  # neighbour tables (by space) the trace passes as data
+        self.space_keys = None
+        self.retyped = []  # neighbour tables (by space) the trace passes as data
         self.targets = None
 
 
@@ -198,9 +200,7 @@ class CompiledStep:
         self._promoted = set(ctx.promoted)
         self._retyped = dict(ctx.retyped)
         aux = {"collected": [rec for _, rec in ctx.collected],
-               "flags": {k: jnp.asarray(v) for k, v in ctx.flags.items()},
-               "errors": {k: (jnp.asarray(c), jnp.asarray(p)) for k, (c, p) in ctx.errors.items()},
-               "diagnostics": {k: jnp.asarray(v) for k, v in ctx.diagnostics.items()}}
+               "flags": {k: jnp.asarray(v) for k, v in ctx.flags.items()}}
         return new_state, aux
 
     def _build(self, n):
@@ -220,11 +220,13 @@ class CompiledStep:
     def _discover(self):
         """Abstract trace(s) that promote model attributes written by the step to state."""
         m = self.model
+        self._all_retyped = {}
         for _ in range(8):
             state = self.split()
             jax.eval_shape(lambda s: self._step_body(s, discovery=True), state)
             for (table, name), spec in self._retyped.items():
                 table.retype_none_column(name, spec.dtype, spec.shape)
+                self._all_retyped[(table, name)] = spec
             new = self._promoted - set(m._mj_state_attrs)
             if not new and not self._retyped:
                 return
@@ -240,14 +242,14 @@ class CompiledStep:
         fp = self._fingerprint_now()
         if fp != self._fingerprint:
             known = _SHARED.get(fp)
-            if known is not None and known.state_attrs is not None:
-                # a model of the same shape: take over its promoted attributes and the
-                # neighbour tables its trace reads as data
-                self.model._mj_state_attrs.update(known.state_attrs)
-                for g, keys in zip(_data_geoms(self.model), known.space_keys or []):
-                    g.used_tables |= keys
+            if known is not None and known.alias:
+                # a model of the same shape: take over what discovery found for the first
+                # (promoted attributes, neighbour tables read as data, None columns typed)
+                self._adopt(known)
                 fp = self._fingerprint_now()
                 known = _SHARED.get(fp)
+                if known is not None and known.alias:
+                    known = None
             if known is None:
                 fp_before = fp
                 self._shared = None
@@ -256,10 +258,7 @@ class CompiledStep:
                 known = _SHARED.get(fp) or _Shared()
                 _SHARED[fp] = known
                 if fp_before != fp:
-                    alias = _Shared()
-                    alias.state_attrs = set(self.model._mj_state_attrs)
-                    alias.space_keys = [set(g.used_tables) for g in _data_geoms(self.model)]
-                    _SHARED[fp_before] = alias
+                    _SHARED[fp_before] = self._alias()
             self._shared = known
             self._fingerprint = fp
         shared = self._shared
@@ -268,6 +267,28 @@ class CompiledStep:
         if fn is None:
             fn = shared.fns[n] = self._build(n)
         return fn
+
+    def _alias(self):
+        m = self.model
+        alias = _Shared()
+        alias.alias = True
+        alias.state_attrs = set(m._mj_state_attrs)
+        alias.space_keys = [set(g.used_tables) for g in _data_geoms(m)]
+        tables = list(m._mj_tables.values())
+        alias.retyped = [(tables.index(t), name, spec) for (t, name), spec in self._all_retyped.items()
+                         if t in tables]
+        return alias
+
+    def _adopt(self, alias):
+        m = self.model
+        m._mj_state_attrs.update(alias.state_attrs)
+        for g, keys in zip(_data_geoms(m), alias.space_keys):
+            g.used_tables |= keys
+        tables = list(m._mj_tables.values())
+        for i, name, spec in alias.retyped:
+            if i < len(tables) and tables[i].static_cols.get(name, "None") == "None" and \
+                    getattr(tables[i].cols.get(name), "dtype", None) == object:
+                tables[i].retype_none_column(name, spec.dtype, spec.shape)
 
     # ----------------------------------------------------------------- run
     def run(self, n_steps, chunk=None):
@@ -296,7 +317,8 @@ class CompiledStep:
             state = self.split()
             new_state, aux = fn(state)
             flags = jax.device_get(aux["flags"])
-            over = [k for k, v in flags.items() if np.any(v)]
+            over = [k for k, v in flags.items() if ":" in k and k.split(":")[0] not in ("error", "diag")
+                    and np.any(v)]
             if not over:
                 break
             for k in over:
@@ -304,16 +326,16 @@ class CompiledStep:
             self.replays += 1
         else:
             raise MesaJaxError(f"capacities kept overflowing after {_MAX_REPLAYS} replays: {over}")
-        errors = jax.device_get(aux["errors"])
-        for kind, (cond, payload) in errors.items():
-            cond = np.asarray(cond)
-            if cond.any():  # the state before the step is kept
-                first = int(np.argmax(cond.reshape(-1)))
-                payload = np.asarray(payload).reshape((-1,) + np.shape(payload)[cond.ndim:])[first]
-                raise step_error(kind, payload)
+        for name, v in flags.items():
+            if name.startswith("error:"):
+                v = np.asarray(v).reshape(-1, 3)  # one row per step of the chunk
+                hit = np.flatnonzero(v[:, 0])
+                if hit.size:  # the state before the chunk is kept
+                    raise step_error(name[len("error:"):], v[hit[0], 1:])
         diag = m.__dict__.setdefault("_mj_diagnostics", {})
-        for k, v in jax.device_get(aux["diagnostics"]).items():
-            diag[k] = diag.get(k, 0) + int(np.sum(v))
+        for name, v in flags.items():
+            if name.startswith("diag:"):
+                diag[name[5:]] = diag.get(name[5:], 0) + int(np.sum(v))
         self.merge(new_state)
         small = {k: v for k, v in new_state["attrs"].items() if np.ndim(v) == 0}
         for k, v in jax.device_get(small).items():

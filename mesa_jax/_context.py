@@ -112,6 +112,33 @@ class Frame:
         return jax.random.key(self.next_bits())
 
 
+def signal_default(name):
+    """The neutral value of a step signal: no flag, no error, zero count."""
+    if name.startswith("error:"):
+        return jnp.zeros(3, jnp.int32)
+    if name.startswith("diag:"):
+        return jnp.int32(0)
+    return jnp.asarray(False)
+
+
+def merge_signal(name, old, new):
+    """Combine two values of a signal: flags OR, errors keep the first, counts add."""
+    if name.startswith("error:"):
+        return jnp.where(old[..., :1] > 0, old, new)
+    if name.startswith("diag:"):
+        return old + new
+    return jnp.logical_or(old, new)
+
+
+def reduce_signal(name, rows):
+    """A signal kept per row (leading axis) as one value."""
+    if name.startswith("error:"):
+        return rows[jnp.argmax(rows[:, 0] > 0)]
+    if name.startswith("diag:"):
+        return jnp.sum(rows)
+    return jnp.any(rows)
+
+
 def masked(mask, new, old):
     """``new`` where ``mask`` holds, else ``old`` (either may be a pytree of arrays)."""
     if mask is None:
@@ -126,13 +153,10 @@ class TraceContext:
         self.model = model
         self.frames = [Frame(rng=jax.random.bits(key, (), jnp.uint32))]
         self.collected = []  # (datacollector, record) pairs
-        self.flags = {}  # name -> traced bool (overflow etc.), reported to the host
         self.indexes = {}  # (space id, table id) -> cell index
         self.discovery = discovery
         self.promoted = set()  # model attributes first written in this trace
         self.own_writes = set()  # (table id, attr) the acting agents of this trace wrote
-        self.errors = {}  # kind -> (traced bool, traced payload): Mesa errors raised after the step
-        self.diagnostics = {}  # name -> traced int, added up on the host
         self.space_arrays = {}  # name -> neighbour tables passed as data (networks)
         self.retyped = {}  # (table, attr) -> first value written into a column holding only None
         self.write_count = 0
@@ -150,6 +174,15 @@ class TraceContext:
 
     # ---------------------------------------------------------------- frames
     @property
+    def flags(self) -> dict:
+        """The model frame's signals (capacity flags, errors, counters) for the host."""
+        return self.frames[0].flags
+
+    @flags.setter
+    def flags(self, value):
+        self.frames[0].flags = value
+
+    @property
     def frame(self) -> Frame:
         return self.frames[-1]
 
@@ -159,35 +192,38 @@ class TraceContext:
 
     def flag(self, name, value):
         """Raise the host-side flag ``name`` (a capacity to grow) where ``value`` holds."""
-        frame = self.frame
-        flags = frame.flags if frame.agent is not None else self.flags
-        value = jnp.asarray(value)
-        if frame.agent is not None and frame.mask is not None:
-            value = value & frame.mask
-        old = flags.get(name)
-        flags[name] = value if old is None else jnp.logical_or(old, value)
+        self.signal(name, jnp.asarray(value, bool))
 
-    def report_error(self, kind, cond, payload):
-        """Raise Mesa's error ``kind`` on the host after the step if ``cond`` held anywhere.
+    def signal(self, name, value):
+        """Send a value to the host with the step's outputs (see ``merge_signal``).
 
-        ``payload``: int32 values describing the first offender (e.g. agent id, position).
+        Inside an agent's call it is kept per row (masked by the frame) and reduced over
+        the rows after the vmap.
         """
+        frame = self.frame
+        if frame.agent is not None and frame.mask is not None:
+            value = jnp.where(frame.mask, value, signal_default(name))
+        flags = frame.flags
+        old = flags.get(name)
+        flags[name] = value if old is None else merge_signal(name, old, value)
+
+    def report_error(self, kind, cond, payload=()):
+        """Raise Mesa's error ``kind`` on the host after the step if ``cond`` held anywhere
+        (the state before the step is kept). ``payload``: up to two ints describing the
+        first offender (e.g. agent id, cell id), given to the error's builder.
+        """
+        payload = jnp.asarray(payload, jnp.int32).reshape(-1)[:2]
+        payload = jnp.concatenate([payload, jnp.zeros(2 - payload.shape[0], jnp.int32)])
         cond = jnp.asarray(cond)
-        payload = jnp.asarray(payload, jnp.int32)
-        if cond.ndim:
+        if cond.ndim:  # several rows at model level: the first offender
             first = jnp.argmax(cond.reshape(-1))
-            payload = payload.reshape((-1,) + payload.shape[cond.ndim:])[first]
+            payload = jnp.asarray(payload).reshape(-1, 2)[first] if payload.ndim > 1 else payload
             cond = jnp.any(cond)
-        old = self.errors.get(kind)
-        if old is not None:
-            payload = jnp.where(old[0], old[1], payload)
-            cond = old[0] | cond
-        self.errors[kind] = (cond, payload)
+        self.signal(f"error:{kind}", jnp.concatenate([cond.astype(jnp.int32)[None], payload]))
 
     def diagnose(self, name, count):
-        old = self.diagnostics.get(name)
-        count = jnp.asarray(count, jnp.int32)
-        self.diagnostics[name] = count if old is None else old + count
+        """Add ``count`` to the host-side counter ``mesa_jax.diagnostics(model)[name]``."""
+        self.signal(f"diag:{name}", jnp.asarray(count, jnp.int32))
 
     def invalidate_indexes(self):
         self.indexes.clear()
@@ -254,7 +290,7 @@ class TraceContext:
         self._effect(frame, "add", table, name, handle, coerce(delta, col[0], table, name))
 
     def _effect(self, frame, kind, table, name, handle, value):
-        valid = handle._valid
+        valid = handle.__dict__.get("_valid", True)  # build-time handles have no flag
         mask = frame.mask
         m = valid if mask is None else jnp.logical_and(mask, valid)
         if frame.agent is None:

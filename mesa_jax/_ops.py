@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._collections import MultiList, TracedList, make_agent_handle
-from ._context import UNDEF, current, is_traced
+from ._context import UNDEF, current, is_traced, merge_signal, reduce_signal, signal_default
 from ._random import mix32, substream
 from ._table import enum_code
 from .errors import MesaJaxError, UnsupportedError, user_location
@@ -467,8 +467,8 @@ def _vectorised(lists, fn, cond, star, what):
         n_eff = len(frame.effects)
 
         def one(vals, ok, i, lst=lst, meta=meta, key=key):
-            saved = (frame.rng, frame.draws)
-            frame.rng, frame.draws = substream(key, i), 0
+            saved = (frame.rng, frame.draws, frame.flags)
+            frame.rng, frame.draws, frame.flags = substream(key, i), 0, {}
             frame.masks.append(ok)
             try:
                 if lst.table is not None:
@@ -480,18 +480,21 @@ def _vectorised(lists, fn, cond, star, what):
                 args = tuple(e) if star else (e,)
                 out = fn(*args)
                 c = True if cond is None else test(cond(*args))
+                signals = frame.flags
             finally:
                 frame.masks.pop()
-                frame.rng, frame.draws = saved
+                frame.rng, frame.draws, frame.flags = saved
             kind, leaves = _element_out(out, what)
             valid = jnp.asarray(True)
             if kind[0] == "agent":
                 leaves, valid = leaves
             meta.append(kind)
-            return leaves, jnp.logical_and(jnp.asarray(c), valid)
+            return leaves, jnp.logical_and(jnp.asarray(c), valid), signals
 
         idx = jnp.arange(lst.capacity)
-        leaves, c = jax.vmap(one)(lst.values, lst.mask, idx)
+        leaves, c, signals = jax.vmap(one)(lst.values, lst.mask, idx)
+        for name, v in signals.items():
+            ctx.signal(name, reduce_signal(name, v))
         if (frame.own is not None and builtins.any(frame.own[k] is not v for k, v in own_before.items())) \
                 or len(frame.effects) != n_eff:
             raise UnsupportedError(f"an assignment inside a {what}",
@@ -599,6 +602,12 @@ def while_(cond_fn, body_fn, state, names, location):
         return _traced_while(cond_fn, body_fn, state, names, location)
 
 
+class _NewSignals(Exception):
+    def __init__(self, names):
+        super().__init__(sorted(names))
+        self.names = set(names)
+
+
 def _traced_while(cond_fn, body_fn, state, names, location):
     ctx = current()
     frame = ctx.frame
@@ -609,42 +618,74 @@ def _traced_while(cond_fn, body_fn, state, names, location):
                 f"assign `{n}` before the loop (e.g. `{n} = 0`)", location)
     outer_mask = frame.mask
     own_keys = sorted(frame.own) if frame.own is not None else []
+    saved_own = dict(frame.own) if frame.own is not None else None
+    saved_rng = frame.rng
 
     def install(carry):
-        s, own, key = carry
+        s, own, key, _ = carry
         if frame.own is not None:
             frame.own.update(dict(zip(own_keys, own)))
         frame.rng = key
         return s
 
-    def pack(s):
+    def pack(s, signals):
         own = tuple(frame.own[k] for k in own_keys) if frame.own is not None else ()
         # re-key the stream per iteration: draws in the body are counted at trace time
-        return (tuple(jnp.asarray(x) for x in s), own, mix32(frame.rng + jnp.uint32(1)))
+        return (tuple(jnp.asarray(x) for x in s), own, mix32(frame.rng + jnp.uint32(1)), signals)
 
-    def cf(carry):
-        c = test(cond_fn(install(carry)))
-        c = jnp.asarray(c)
-        return c if outer_mask is None else jnp.logical_and(c, outer_mask)
+    def run(sig_names):
+        def cf(carry):
+            outer, frame.flags = frame.flags, {}
+            try:
+                c = jnp.asarray(test(cond_fn(install(carry))))
+                if frame.flags:
+                    raise UnsupportedError("a `while` condition that draws or queries a space",
+                                           "compute it in the loop body into a variable", location)
+            finally:
+                frame.flags = outer
+            return c if outer_mask is None else jnp.logical_and(c, outer_mask)
 
-    def bf(carry):
-        n_eff, writes = len(frame.effects), ctx.write_count
-        s = body_fn(install(carry))
-        if len(frame.effects) != n_eff or ctx.write_count != writes:
+        def bf(carry):
+            n_eff, writes = len(frame.effects), ctx.write_count
+            outer, frame.flags = frame.flags, {}
+            try:
+                s = body_fn(install(carry))
+                inner = frame.flags
+            finally:
+                frame.flags = outer
+            if len(frame.effects) != n_eff or ctx.write_count != writes:
+                raise UnsupportedError(
+                    "a write to another agent or to the model inside a `while` loop on a traced "
+                    "condition", "compute the value in the loop and write it once after the loop",
+                    location)
+            if set(inner) - set(sig_names):
+                raise _NewSignals(set(inner))
+            sigs = {n: merge_signal(n, carry[3][n], inner[n]) if n in inner else carry[3][n]
+                    for n in sig_names}
+            return pack(s, sigs)
+
+        return jax.lax.while_loop(cf, bf, pack(state, {n: signal_default(n) for n in sig_names}))
+
+    sig_names = []
+    for _ in range(8):
+        try:
+            out = run(sig_names)
+            break
+        except _NewSignals as exc:  # trace again, carrying the signals the body raised
+            if saved_own is not None:
+                frame.own.clear()
+                frame.own.update(saved_own)
+            frame.rng = saved_rng
+            sig_names = sorted(set(sig_names) | exc.names)
+        except TypeError as exc:
             raise UnsupportedError(
-                "a write to another agent or to the model inside a `while` loop on a traced "
-                "condition", "compute the value in the loop and write it once after the loop",
-                location)
-        return pack(s)
-
-    init = pack(state)
-    try:
-        out = jax.lax.while_loop(cf, bf, init)
-    except TypeError as exc:
-        raise UnsupportedError(
-            f"a `while` loop on a traced condition whose variables change type ({exc})",
-            "give the loop variables their final type before the loop (e.g. `x = 0.0`)",
-            location) from exc
+                f"a `while` loop on a traced condition whose variables change type ({exc})",
+                "give the loop variables their final type before the loop (e.g. `x = 0.0`)",
+                location) from exc
+    else:
+        raise MesaJaxError("internal: while-loop signals did not settle")
+    for n, v in out[3].items():
+        ctx.signal(n, v)
     return tuple(install(out))
 
 

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._collections import MultiList, TracedList
-from .errors import UnsupportedError
+from .errors import UnsupportedError, register_step_error
 
 __all__ = ["TracedRandom", "TracedGenerator"]
 
@@ -109,9 +109,19 @@ def _as_list(seq, what):
     return TracedList(values, jnp.ones(len(seq), bool), compact=True)
 
 
+_EMPTY = register_step_error("empty_choice", lambda p: IndexError("Cannot choose from an empty sequence"))
+
+
 def pick(lst):
-    """One uniformly random valid element of a TracedList (invalid if it is empty)."""
+    """One uniformly random valid element of a TracedList.
+
+    Choosing from an empty list is Python's IndexError, raised after the step (where the
+    call ran: a choice in an untaken branch raises nothing).
+    """
+    from ._context import current
+
     n = lst.count()
+    current().report_error(_EMPTY, n == 0)
     k = _randint(0, jnp.maximum(n, 1))
     return lst.element(lst.nth_valid(k), n > 0)
 
