@@ -78,6 +78,24 @@ def _signature(v, depth=0):
     return type(v).__name__
 
 
+def _strong(v):
+    """A state number as an array of a fixed dtype (not weakly typed), so that a Python
+    float from the host and a float32 from the device are the same input to the jit."""
+    if isinstance(v, (bool, np.bool_)):
+        return np.asarray(v, np.bool_)
+    if isinstance(v, (int, np.integer)):
+        return np.asarray(v, np.int32)
+    if isinstance(v, (float, np.floating)):
+        return np.asarray(v, np.float32)
+    if isinstance(v, np.ndarray) and v.dtype == np.float64:
+        return v.astype(np.float32)
+    if isinstance(v, np.ndarray) and v.dtype == np.int64:
+        return v.astype(np.int32)
+    if isinstance(v, jax.Array) and v.weak_type:
+        return jnp.asarray(v, v.dtype)
+    return v
+
+
 def compiled_step(model) -> CompiledStep:
     cs = model.__dict__.get("_mj_compiled")
     if cs is None:
@@ -119,6 +137,10 @@ class CompiledStep:
     def split(self):
         """The model's mutable state as a pytree (tables' columns, model numbers, key)."""
         m = self.model
+        for v in list(m.__dict__.values()):  # spaces that keep state on the model (layers)
+            attach = getattr(type(v), "_mj_attach_state", None)
+            if attach is not None:
+                attach(v, m)
         tables = []
         for t in m._mj_tables.values():
             cols, static = {}, {}
@@ -126,6 +148,8 @@ class CompiledStep:
                 if getattr(col, "dtype", None) == object:
                     nonnull = [v for v in col[: t.n] if v is not None]
                     static[name] = type(nonnull[0]).__name__ if nonnull else "None"
+                    if nonnull and all(isinstance(v, list) and not v for v in nonnull):
+                        static[name] = "emptylist"  # typed by the first list a step writes
                     continue
                 cols[name] = col
             t.static_cols = static
@@ -138,7 +162,7 @@ class CompiledStep:
                     f"model attribute `{name}` written in a step, holding a "
                     f"{type(v).__name__}", "keep numbers or numpy arrays in attributes a step writes",
                     location=user_location())
-            attrs[name] = v
+            attrs[name] = _strong(v)
         spaces = {str(i): g.data_tables() for i, g in enumerate(_data_geoms(m))}
         return {"tables": tables, "attrs": attrs, "key": self.key, "spaces": spaces}
 
@@ -159,7 +183,7 @@ class CompiledStep:
         statics = tuple(sorted((k, _signature(v)) for k, v in m.__dict__.items()
                                if not k.startswith("_") and k not in m._mj_state_attrs
                                and not _is_array(v) and k not in ("random", "rng", "step")))
-        tables = tuple((t.cls, t.cap, tuple(sorted((c, str(v.dtype)) for c, v in t.cols.items())),
+        tables = tuple((t.cls, t.cap, tuple(sorted((c, str(v.dtype), v.shape[1:]) for c, v in t.cols.items())),
                         tuple(sorted((c, _signature(g)) for c, g in t.grids.items())))
                        for t in m._mj_tables.values())
         from ._activation import activation_of
@@ -177,6 +201,7 @@ class CompiledStep:
         ctx.capacities = self.capacities
         ctx.space_arrays = {g.uid: state["spaces"][str(i)] for i, g in enumerate(_data_geoms(m))}
         saved = self.split()
+        ctx.concrete = saved
         saved_attrs = {k: v for k, v in m.__dict__.items() if not k.startswith("_mj")}
         try:
             with ctx:
@@ -225,7 +250,10 @@ class CompiledStep:
             state = self.split()
             jax.eval_shape(lambda s: self._step_body(s, discovery=True), state)
             for (table, name), spec in self._retyped.items():
-                table.retype_none_column(name, spec.dtype, spec.shape)
+                if isinstance(spec, tuple):
+                    table.retype_list_column(name, spec[1], spec[2])
+                else:
+                    table.retype_none_column(name, spec.dtype, spec.shape)
                 self._all_retyped[(table, name)] = spec
             new = self._promoted - set(m._mj_state_attrs)
             if not new and not self._retyped:
@@ -275,8 +303,9 @@ class CompiledStep:
         alias.state_attrs = set(m._mj_state_attrs)
         alias.space_keys = [set(g.used_tables) for g in _data_geoms(m)]
         tables = list(m._mj_tables.values())
-        alias.retyped = [(tables.index(t), name, spec) for (t, name), spec in self._all_retyped.items()
-                         if t in tables]
+        alias.retyped = [(tables.index(t), name,
+                          ("agents", tables.index(spec[1]), spec[2]) if isinstance(spec, tuple) else spec)
+                         for (t, name), spec in self._all_retyped.items() if t in tables]
         return alias
 
     def _adopt(self, alias):
@@ -286,9 +315,11 @@ class CompiledStep:
             g.used_tables |= keys
         tables = list(m._mj_tables.values())
         for i, name, spec in alias.retyped:
-            if i < len(tables) and tables[i].static_cols.get(name, "None") == "None" and \
-                    getattr(tables[i].cols.get(name), "dtype", None) == object:
-                tables[i].retype_none_column(name, spec.dtype, spec.shape)
+            if i < len(tables) and getattr(tables[i].cols.get(name), "dtype", None) == object:
+                if isinstance(spec, tuple):
+                    tables[i].retype_list_column(name, tables[spec[1]], spec[2])
+                else:
+                    tables[i].retype_none_column(name, spec.dtype, spec.shape)
 
     # ----------------------------------------------------------------- run
     def run(self, n_steps, chunk=None):
@@ -322,6 +353,12 @@ class CompiledStep:
             if not over:
                 break
             for k in over:
+                if k.startswith("listcol:"):  # a list-of-agents column: widen it
+                    for t in m._mj_tables.values():
+                        if k in t.list_flags:
+                            col = t.list_flags[k]
+                            t.resize_list_column(col, 2 * t.cols[col].shape[1])
+                    continue
                 self.capacities[k] = self.capacities.get(k, default_capacity(k)) * 2
             self.replays += 1
         else:

@@ -20,7 +20,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._masked import MaskedRows
 from ._table import enum_code
+from .errors import register_step_error
 
 from .errors import MesaJaxError, UnsupportedError
 
@@ -83,6 +85,7 @@ class Frame:
         self.masks = [] if mask is None else [mask]
         self.effects: list[Effect] = []
         self.flags: dict = {}  # flags raised by the acting agent (ORed over rows after the vmap)
+        self.defer = False  # inside a vectorised loop body: model-level writes become effects
 
     @property
     def mask(self):
@@ -110,6 +113,12 @@ class Frame:
     def next_key(self):
         """A JAX key for the rarer draws (permutations, weighted choices)."""
         return jax.random.key(self.next_bits())
+
+
+_ROW_COUNT = register_step_error(
+    "row_count", lambda p: ValueError(
+        f"a step stored {p[0]} per-agent values in a model array of length {p[1]}; "
+        f"mesa_jax keeps model arrays at the length they had in __init__"))
 
 
 def signal_default(name):
@@ -157,6 +166,8 @@ class TraceContext:
         self.discovery = discovery
         self.promoted = set()  # model attributes first written in this trace
         self.own_writes = set()  # (table id, attr) the acting agents of this trace wrote
+        self.origins = {}  # id(traced value) -> (table, column, value) it was read from
+        self.concrete = None  # the step's input state, concrete (for host-side hints)
         self.space_arrays = {}  # name -> neighbour tables passed as data (networks)
         self.retyped = {}  # (table, attr) -> first value written into a column holding only None
         self.write_count = 0
@@ -207,6 +218,19 @@ class TraceContext:
         old = flags.get(name)
         flags[name] = value if old is None else merge_signal(name, old, value)
 
+    def concrete_max(self, value):
+        """The largest value, over live agents, of the column ``value`` was read from
+        (None when it was not read from a column): a host-side hint for a capacity."""
+        origin = self.origins.get(id(value))
+        if origin is None or origin[2] is not value or self.concrete is None:
+            return None
+        table, name = origin[0], origin[1]
+        for t, ts in zip(self.model._mj_tables.values(), self.concrete["tables"]):
+            if t is table and name in ts["cols"]:
+                vals = np.asarray(ts["cols"][name])[np.asarray(ts["alive"])]
+                return float(vals.max()) if vals.size else None
+        return None
+
     def report_error(self, kind, cond, payload=()):
         """Raise Mesa's error ``kind`` on the host after the step if ``cond`` held anywhere
         (the state before the step is kept). ``payload``: up to two ints describing the
@@ -234,10 +258,17 @@ class TraceContext:
         table = handle._table
         if handle is frame.agent:
             if name in frame.own:
-                return frame.own[name]
+                value = frame.own[name]
+                target = self._list_target(table, name)
+                if target is not None:
+                    return self._agent_list(value, target)
+                self.origins[id(value)] = (table, name, value)
+                return value
         col = table.cols.get(name)
         if col is None or col.dtype == object:
             spec = self.retyped.get((table, name))
+            if isinstance(spec, tuple):  # discovery: a list of agents written earlier
+                return self._agent_list(jnp.full(spec[2], -1, jnp.int32), spec[1])
             if spec is not None:  # discovery: typed by an earlier write in this step
                 return jnp.zeros(spec.shape, spec.dtype)
             static = table.static_cols.get(name)
@@ -249,7 +280,16 @@ class TraceContext:
                     f"compiled step (e.g. an id or a code instead of `{static}`)",
                 )
             raise AttributeError(f"'{table.cls.__name__}' object has no attribute '{name}'")
+        target = table.agent_lists.get(name)
+        if target is not None:
+            return self._agent_list(col[handle._row], target)
         return col[handle._row]
+
+    @staticmethod
+    def _agent_list(rows, target):
+        from ._collections import TracedList
+
+        return TracedList(rows, rows >= 0, table=target)
 
     def write_attr(self, handle, name, value):
         frame = self.frame
@@ -258,6 +298,13 @@ class TraceContext:
             if handle is frame.agent:
                 frame.own[name] = jnp.asarray(value)
             return
+        target = self._list_target(table, name)
+        if target is not None:
+            value = self._encode_agent_list(table, name, target, value)
+            if self.discovery and name not in table.agent_lists:
+                if handle is frame.agent:
+                    frame.own[name] = value
+                return
         if handle is frame.agent:
             old = frame.own.get(name)
             if old is None:
@@ -293,7 +340,7 @@ class TraceContext:
         valid = handle.__dict__.get("_valid", True)  # build-time handles have no flag
         mask = frame.mask
         m = valid if mask is None else jnp.logical_and(mask, valid)
-        if frame.agent is None:
+        if frame.agent is None and not frame.defer:
             # model level: no vmap, apply at once (sequential semantics)
             self.apply_effects([Effect(kind, table, name, handle._row, value, m)], self.model_frame)
             return
@@ -307,13 +354,55 @@ class TraceContext:
             return
         self._effect(frame, "set", handle._table, "__alive__", handle, jnp.asarray(False))
 
+    def _list_target(self, table, name):
+        """The agent table whose rows column ``name`` lists (a list-of-agents attribute)."""
+        target = table.agent_lists.get(name)
+        if target is None:
+            spec = self.retyped.get((table, name))
+            if isinstance(spec, tuple) and spec[0] == "agents":
+                target = spec[1]
+        return target
+
+    def _encode_agent_list(self, table, name, target, value):
+        """A traced list of agents as ``width`` rows (-1 = empty), valid ones first; more
+        agents than ``width`` raise a flag and the host widens the column and replays."""
+        from ._collections import TracedList
+
+        if isinstance(value, (list, tuple)) and not value:
+            value = TracedList(jnp.zeros(1, jnp.int32), jnp.zeros(1, bool), table=target)
+        if not isinstance(value, TracedList) or value.table is not target:
+            raise UnsupportedError(
+                f"assigning something other than a list of `{target.cls.__name__}` agents to "
+                f"`{table.cls.__name__}.{name}`", "keep one kind of value per attribute")
+        width = table.cols[name].shape[1] if name in table.agent_lists else self.retyped[(table, name)][2]
+        lst = value.compacted()
+        n = lst.count()
+        vals = lst.values
+        if lst.capacity < width:
+            vals = jnp.concatenate([vals, jnp.full(width - lst.capacity, -1, vals.dtype)])
+        rows = jnp.where(jnp.arange(width) < n, vals[:width], -1).astype(jnp.int32)
+        flag = f"listcol:{table.cls.__name__}.{name}"
+        table.list_flags[flag] = name
+        self.flag(flag, n > width)
+        return rows
+
     def _type_none_column(self, table, name, value):
         """During discovery, a write into a column that holds only None gives it a type.
 
         (Mesa models often write ``self._next_state = None`` in ``__init__``.) The host
         turns the column into a numeric one before the real trace.
         """
-        if not self.discovery or table.static_cols.get(name) != "None":
+        if not self.discovery:
+            return False
+        static = table.static_cols.get(name)
+        if static == "emptylist" and (table, name) not in self.retyped:
+            from ._collections import TracedList
+
+            if isinstance(value, TracedList) and value.table is not None:
+                # a list of agents: kept as rows, as wide as the first list written
+                self.retyped[(table, name)] = ("agents", value.table, max(1, value.capacity))
+                return False  # written (encoded) by the caller
+        if static != "None":
             return False
         if isinstance(value, (jax.Array, np.ndarray, bool, int, float, np.generic)):
             self.retyped.setdefault((table, name), jax.ShapeDtypeStruct(jnp.shape(value), jnp.result_type(value)))
@@ -336,6 +425,10 @@ class TraceContext:
     # ------------------------------------------------------------ model state
     def write_model_attr(self, model, name, value):
         frame = self.frame
+        if frame.defer:
+            raise UnsupportedError(
+                f"plain assignment `self.{name} = ...` inside a `for` loop over a traced collection",
+                f"`self.{name} += value` (summed over the iterations), or assign after the loop")
         if frame.agent is not None:
             raise UnsupportedError(
                 f"plain assignment `self.model.{name} = ...` from an agent's step",
@@ -346,13 +439,34 @@ class TraceContext:
         if name not in model._mj_state_attrs:
             self.promoted.add(name)
         old = model.__dict__.get(name)
+        if isinstance(value, MaskedRows):
+            value = self._fit_rows(name, value, old)
         if frame.mask is not None and old is not None:
             value = masked(frame.mask, jnp.asarray(value), jnp.asarray(old))
         object.__setattr__(model, name, value)
 
+    def _fit_rows(self, name, rows, old):
+        """A per-agent array (``np.array([... for a in self.agents])``) kept in a model
+        attribute holding an array: its rows, in order, in the attribute's length (a step
+        producing another number of rows raises after the step)."""
+        if not hasattr(old, "shape") or not old.shape:
+            raise UnsupportedError(
+                f"storing a per-agent array in `self.{name}`, which does not hold an array",
+                f"give `self.{name}` an array of the right length in `__init__` "
+                f"(e.g. `np.zeros(n)`)")
+        m = old.shape[0]
+        from ._collections import TracedList
+
+        lst = TracedList(rows.data, rows.mask).compacted()
+        data = lst.values
+        if data.shape[0] < m:
+            data = jnp.concatenate([data, jnp.zeros((m - data.shape[0],) + data.shape[1:], data.dtype)])
+        self.report_error(_ROW_COUNT, lst.count() != m, [lst.count(), m])
+        return data[:m]
+
     def add_model_attr(self, model, name, delta):
         frame = self.frame
-        if frame.agent is None:
+        if frame.agent is None and not frame.defer:
             self.write_model_attr(model, name, getattr(model, name) + delta)
             return
         if name not in model._mj_state_attrs:

@@ -176,6 +176,38 @@ def _assigned_names(stmts):
     return names
 
 
+def _mark_vector_loops(fdef):
+    """Mark ``for`` loops whose iterations are independent (``_mj_vector``).
+
+    A loop qualifies when its body carries nothing from one iteration to the next: the
+    names it assigns (and its target) are used nowhere else in the function, it has no
+    ``break``/``continue``/``return``/``yield``, no ``global``/``nonlocal``, and it does not
+    assign attributes of the function's first argument (``self``). Over a traced
+    collection such a loop runs as one vmapped body instead of being unrolled.
+    """
+    first = fdef.args.args[0].arg if fdef.args.args else None
+    comp_local = set()  # Name nodes bound by a comprehension's own targets (another scope)
+    for comp in ast.walk(fdef):
+        if isinstance(comp, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+            bound = _assigned_names([ast.Assign(targets=[g.target], value=ast.Constant(0))
+                                     for g in comp.generators])
+            comp_local |= {id(n) for n in ast.walk(comp) if isinstance(n, ast.Name) and n.id in bound}
+    for loop in [n for n in ast.walk(fdef) if isinstance(n, ast.For)]:
+        inside = {id(n) for n in ast.walk(loop)}
+        used_outside = {n.id for n in ast.walk(fdef)
+                        if isinstance(n, ast.Name) and id(n) not in inside and id(n) not in comp_local}
+        assigned = _assigned_names(loop.body) | _assigned_names(
+            [ast.Assign(targets=[loop.target], value=ast.Constant(0))])
+        jumps = _contains(loop.body, (ast.Break, ast.Continue), stop_at_loops=True) or _contains(
+            loop.body, (ast.Return, ast.Yield, ast.YieldFrom, ast.Global, ast.Nonlocal))
+        self_writes = any(
+            isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Store)
+            and isinstance(n.value, ast.Name) and n.value.id == first
+            for n in ast.walk(loop))
+        loop._mj_vector = not (assigned & used_outside) and not jumps and not self_writes \
+            and not loop.orelse
+
+
 def _contains(stmts, types_, stop_at_loops=False):
     """Whether a block holds a node of ``types_`` (not in nested scopes / inner loops)."""
     def visit(node):
@@ -416,6 +448,8 @@ class _Converter(ast.NodeTransformer):
         return out
 
     def visit_For(self, node):
+        if getattr(node, "_mj_vector", False):
+            return self._vector_for(node)
         user_break = getattr(node, "_mj_user_break", None)
         if user_break is None:
             user_break = _contains(node.body, (ast.Break, ast.Continue), stop_at_loops=True)
@@ -440,6 +474,17 @@ class _Converter(ast.NodeTransformer):
         new = ast.For(target=target, iter=it, body=head + [body] + tail, orelse=node.orelse,
                       type_comment=None)
         return ast.copy_location(new, node)
+
+    def _vector_for(self, node):
+        """``for T in it: body`` -> ``def f(item): T = item; body`` + ``__mj.for_each(f, it)``."""
+        self.generic_visit(node)
+        fn, item = self.tmp("forbody"), self.tmp("item")
+        defs = _parse_stmts(f"def {fn}({item}):\n    pass\n", node)
+        unpack = ast.copy_location(ast.Assign(targets=[node.target], value=ast.Name(id=item, ctx=ast.Load())), node)
+        defs[0].body = [unpack] + node.body
+        call = _call_rt("for_each", [ast.Name(id=fn, ctx=ast.Load()), node.iter,
+                                     ast.Constant(value=_loc(self.filename, node))], node)
+        return defs + [ast.copy_location(ast.Expr(value=call), node)]
 
     def visit_While(self, node):
         jumps = _contains(node.body, (ast.Break, ast.Continue, ast.Return), stop_at_loops=True)
@@ -548,6 +593,7 @@ def convert(fn):
             "define it with `def` in a .py file", _loc(filename, fdef))
     _ZeroDivisionPass().visit(fdef)
     _check_supported(fdef, filename)
+    _mark_vector_loops(fdef)
     fdef.decorator_list = []
     _ReturnPass().run(fdef)
     conv = _Converter(filename)

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._collections import MultiList, TracedList, make_agent_handle
+from ._masked import MaskedRows
 from ._context import UNDEF, current, is_traced, merge_signal, reduce_signal, signal_default
 from ._random import mix32, substream
 from ._table import enum_code
@@ -71,6 +72,13 @@ def test(x):
         return x if x.dtype == jnp.bool_ else x != 0
     if isinstance(x, (TracedList, MultiList)):
         return x.any()
+    if isinstance(x, MaskedRows):
+        raise UnsupportedError("the truth value of a per-agent array",
+                               "use `.any()` / `.all()` or `len(a) > 0`")
+    if current() is not None:
+        lists = traced_lists(x)  # an AgentSet or cell collection inside a step
+        if lists is not None:
+            return MultiList(lists).any() if len(lists) > 1 else lists[0].any()
     Agent = _agent_cls()
     if isinstance(x, Agent):
         valid = x.__dict__.get("_valid", True)
@@ -344,7 +352,7 @@ def call(f, *args, **kwargs):
         return _traced_random_method(owner, f.__name__)(*args, **kwargs)
     mod = getattr(f, "__module__", None) or ""
     if mod.startswith(("numpy", "math")) or f in _MATH:
-        if _has_tracer((args, kwargs)) or builtins.any(isinstance(a, TracedList) for a in args):
+        if _has_tracer((args, kwargs)) or builtins.any(isinstance(a, (TracedList, MaskedRows)) for a in args):
             return _numpy_call(f, args, kwargs)
         return f(*args, **kwargs)
     func = getattr(f, "__func__", None)
@@ -431,7 +439,8 @@ def augattr(obj, name, op, value):
     """``obj.name <op>= value``; ``+=``/``-=`` on other agents or the model add up."""
     ctx = current()
     Agent, Model = _agent_cls(), _model_cls()
-    if ctx is not None and op in ("Add", "Sub") and isinstance(obj, (Agent, Model)):
+    if ctx is not None and op in ("Add", "Sub") and isinstance(obj, (Agent, Model)) \
+            and not isinstance(getattr(type(obj), name, None), property):
         delta = value if op == "Add" else -jnp.asarray(value)
         if isinstance(obj, Agent):
             ctx.add_attr(obj, name, delta)
@@ -590,6 +599,95 @@ def iter_(iterable, has_break, location):
             yield lst.mask[i], lst.element(i)
 
 
+def for_each(body, iterable, location):
+    """A ``for`` loop whose iterations are independent (see ``_convert._mark_vector_loops``).
+
+    A Python iterable runs as a plain loop. A traced collection runs the body once, vmapped
+    over its slots (masked by validity): writes to agents and ``+=`` on model attributes
+    become effects, applied together after the loop, as for an agent call.
+    """
+    lists = traced_lists(iterable)
+    if lists is None:
+        for item in iterable:
+            body(item)
+        return
+    ctx = current()
+    frame = ctx.frame
+    for lst in lists:
+        key = frame.next_bits()
+        own_before = dict(frame.own) if frame.own is not None else None
+        metas = []
+
+        def one(i, lst=lst, key=key, metas=metas):
+            saved = (frame.rng, frame.draws, frame.flags, frame.effects, frame.defer)
+            frame.rng, frame.draws, frame.flags, frame.effects, frame.defer = substream(key, i), 0, {}, [], True
+            frame.masks.append(lst.mask[i])
+            try:
+                body(lst.element(i))
+                effects, signals = frame.effects, frame.flags
+            finally:
+                frame.masks.pop()
+                frame.rng, frame.draws, frame.flags, frame.effects, frame.defer = saved
+            metas.append([(e.kind, e.table, e.attr) for e in effects])
+            eff = [(jnp.asarray(0 if e.rows is None else e.rows), jnp.asarray(e.values),
+                    jnp.asarray(True if e.mask is None else e.mask)) for e in effects]
+            return eff, signals
+
+        eff, signals = jax.vmap(one)(jnp.arange(lst.capacity))
+        if frame.own is not None and builtins.any(frame.own[k] is not v for k, v in own_before.items()):
+            raise UnsupportedError("an assignment to the acting agent inside a `for` loop over a "
+                                   "traced collection", "accumulate in the loop, assign after it",
+                                   location)
+        for name, v in signals.items():
+            ctx.signal(name, reduce_signal(name, v))
+        from ._context import Effect
+
+        effects = [Effect(k, t, a, r, v, m) for (k, t, a), (r, v, m) in zip(metas[0], eff)]
+        if frame.agent is None:
+            ctx.apply_effects(effects, frame)
+            ctx.invalidate_indexes()
+        else:
+            frame.effects.extend(effects)
+
+
+def _zip(*iterables, strict=False):
+    """``zip`` over traced collections: the k-th valid elements of each, side by side."""
+    if not builtins.any(traced_lists(x) is not None or isinstance(x, MaskedRows) or is_traced(x)
+                        for x in iterables):
+        return builtins.zip(*iterables, strict=strict)
+    parts = []
+    for x in iterables:
+        lists = traced_lists(x)
+        if lists is not None:
+            lst = lists[0] if len(lists) == 1 else concat_lists(lists, "zip")
+        elif isinstance(x, MaskedRows):
+            lst = TracedList(x.data, x.mask)
+        elif isinstance(x, range):
+            lst = TracedList(jnp.arange(x.start, x.stop, x.step, dtype=jnp.int32),
+                             jnp.ones(len(x), bool), compact=True)
+        else:
+            arr = jnp.asarray(x)
+            lst = TracedList(arr, jnp.ones(arr.shape[0], bool), compact=True)
+        parts.append(lst.compacted())
+    cap = builtins.min(p.capacity for p in parts)
+    n = functools.reduce(jnp.minimum, [p.count() for p in parts])
+    values = tuple(jax.tree.map(lambda a: a[:cap], p.values) for p in parts)
+    kinds = [(p.table, p.wrap) for p in parts]
+
+    def wrap(vals, ok):
+        out = []
+        for (table, inner_wrap), v in builtins.zip(kinds, vals):
+            if table is not None:
+                out.append(make_agent_handle(table, v, ok))
+            elif inner_wrap is not None:
+                out.append(inner_wrap(v, ok))
+            else:
+                out.append(v)
+        return tuple(out)
+
+    return TracedList(values, jnp.arange(cap) < n, wrap=wrap, compact=True)
+
+
 def while_(cond_fn, body_fn, state, names, location):
     """A converted ``while``: a Python loop while the test is static, else lax.while_loop."""
     while True:
@@ -702,7 +800,7 @@ def _masked_fill(lst, fill_kind, what):
 
 
 def _len(x):
-    if isinstance(x, TracedList):
+    if isinstance(x, (TracedList, MaskedRows)):
         return x.count()
     lists = traced_lists(x)
     if lists is not None:
@@ -857,7 +955,7 @@ types_builtin = type(len)
 _BUILTINS = {id(f): (f, g) for f, g in [
     (len, _len), (sum, _sum), (min, functools.partial(_minmax, "min")),
     (max, functools.partial(_minmax, "max")), (sorted, _sorted), (any, _any), (all, _all),
-    (enumerate, _enumerate), (list, _list), (tuple, _list), (range, _range),
+    (enumerate, _enumerate), (zip, _zip), (list, _list), (tuple, _list), (range, _range),
     (int, _conv(int, jnp.int32)), (float, _conv(float, jnp.float32)), (bool, _conv(bool, jnp.bool_)),
     (abs, _abs), (round, _round), (isinstance, _isinstance),
 ]}
@@ -874,6 +972,9 @@ def _numpy_call(f, args, kwargs):
     if f in _MATH_TO_JNP:
         return _MATH_TO_JNP[f](*args, **kwargs)
     name = getattr(f, "__name__", "")
+    for a in args:
+        if isinstance(a, MaskedRows):
+            return a.apply(f, args, kwargs)
     if args and isinstance(args[0], TracedList):
         lst = args[0]
         if name in ("sum", "mean", "max", "min", "average") and len(args) == 1 and not kwargs:
@@ -882,11 +983,13 @@ def _numpy_call(f, args, kwargs):
             if name in ("mean", "average"):
                 return _sum(lst) / lst.count()
             return _minmax(name, lst)
-        if name in ("array", "asarray"):
-            return lst.numeric(name)
+        if name in ("array", "asarray", "asanyarray"):
+            # rows exist where the list has elements: reductions see only those
+            return MaskedRows(lst.numeric(name), lst.mask)
         raise UnsupportedError(f"`numpy.{name}` on a traced list",
                                "reduce with sum/mean/min/max, or build the array with a comprehension")
-    jf = getattr(jnp, name, None)
+    jf = getattr(jnp.linalg, name, None) if getattr(f, "__module__", "").endswith("linalg") else None
+    jf = jf or getattr(jnp, name, None)
     if jf is None:
         raise UnsupportedError(f"`numpy.{name}` on traced values",
                                "use a numpy function that jax.numpy also provides")

@@ -76,6 +76,8 @@ class AgentTable:
         self.grids: dict = {}  # position column name -> the grid object
         self.static_cols: dict = {}
         self.enums: dict = {}  # column name -> Enum class whose members it holds as codes
+        self.agent_lists: dict = {}  # column name -> table whose rows it lists ([cap, width], -1 pad)
+        self.list_flags: dict = {}  # overflow flag name -> list column
         self.cap_extra = 0  # spare rows reserved for births in compiled steps
 
     # ----------------------------------------------------------------- rows
@@ -90,7 +92,7 @@ class AgentTable:
         self.uid = np.concatenate([self.uid, np.zeros(cap - self.cap, np.int32)])
         for name, col in self.cols.items():
             pad = np.empty((cap - self.cap,) + col.shape[1:], col.dtype)
-            pad[...] = _fill_value(name, col.dtype)
+            pad[...] = -1 if name in self.agent_lists else _fill_value(name, col.dtype)
             self.cols[name] = np.concatenate([col, pad])
         self.cap = cap
 
@@ -127,6 +129,9 @@ class AgentTable:
         enum = self.enums.get(name)
         if enum is not None:
             return list(enum)[int(value)]
+        target = self.agent_lists.get(name)
+        if target is not None:
+            return [target.handle(r) for r in np.asarray(value).tolist() if r >= 0]
         if col.dtype == object:
             return value
         if col.ndim > 1:
@@ -157,7 +162,18 @@ class AgentTable:
             col[row] = value
 
     def _encode(self, name, value):
-        """Enum members are kept as codes in an int column (one Enum class per column)."""
+        """Enum members are kept as codes in an int column (one Enum class per column);
+        lists of agents in a list column as their rows."""
+        target = self.agent_lists.get(name)
+        if target is not None and isinstance(value, (list, tuple)) and \
+                all(getattr(a, "_table", None) is target for a in value):
+            width = self.cols[name].shape[1]
+            if len(value) > width:
+                self.resize_list_column(name, max(len(value), 2 * width))
+                width = self.cols[name].shape[1]
+            rows = np.full(width, -1, np.int32)
+            rows[: len(value)] = [a._row for a in value]
+            return rows
         enum = self.enums.get(name)
         if isinstance(value, Enum):
             if enum is None and name not in self.cols:
@@ -170,6 +186,31 @@ class AgentTable:
             self.cols[name] = np.array([members[int(c)] for c in col] + [], dtype=object)
             del self.enums[name]
         return value
+
+    def retype_list_column(self, name, target, width):
+        """Turn a column of empty lists into a list-of-agents column ``[cap, width]``."""
+        was_device = self.on_device
+        self.to_host()
+        self.cols[name] = np.full((self.cap, int(width)), -1, np.int32)
+        self.agent_lists[name] = target
+        self.static_cols.pop(name, None)
+        if was_device:
+            import jax.numpy as jnp
+
+            self.cols[name] = jnp.asarray(self.cols[name])
+
+    def resize_list_column(self, name, width):
+        """Widen a list-of-agents column (its lists stay as they are)."""
+        was_device = self.on_device
+        self.to_host()
+        col = self.cols[name]
+        if width > col.shape[1]:
+            pad = np.full((col.shape[0], width - col.shape[1]), -1, np.int32)
+            self.cols[name] = np.concatenate([col, pad], axis=1)
+        if was_device:
+            import jax.numpy as jnp
+
+            self.cols[name] = jnp.asarray(self.cols[name])
 
     def retype_none_column(self, name, dtype, shape):
         """Turn a column that holds only None into a numeric one (rows read as zero)."""

@@ -36,6 +36,10 @@ _ALIASES = {
     "mesa.space": "mesa_jax.space",
     "mesa.discrete_space": "mesa_jax.discrete_space",
     "mesa.batchrunner": "mesa_jax.batchrunner",
+    "mesa.experimental": "mesa_jax.experimental",
+    "mesa.experimental.continuous_space": "mesa_jax.experimental.continuous_space",
+    "mesa.experimental.continuous_space.continuous_space": "mesa_jax.experimental.continuous_space",
+    "mesa.experimental.continuous_space.continuous_space_agents": "mesa_jax.experimental.continuous_space",
 }
 _REAL_FILES = {"mesa.mesa_logging"}
 _UMBRELLAS = {"mesa.examples", "mesa.examples.basic", "mesa.examples.advanced"}
