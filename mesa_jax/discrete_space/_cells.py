@@ -16,11 +16,35 @@ from .._collections import MultiList, TracedList, TracedLocation
 from .._context import current
 from .._random import TracedRandom, pick
 from ..agent import Agent
-from ..errors import UnsupportedError
+from ..errors import UnsupportedError, register_step_error
+from ._layers import write_layer
 
-__all__ = ["Cell", "CellCollection", "CellAgent", "FixedAgent", "TracedCell", "cells_to_list"]
+__all__ = ["Cell", "CellCollection", "CellAgent", "FixedAgent", "Grid2DMovingAgent", "TracedCell",
+           "cells_to_list"]
 
 _COLUMN = "_mj_cell"
+
+_RADIUS = register_step_error("radius_below_one", lambda p: ValueError("radius must be larger than one"))
+_NO_CELL = register_step_error(
+    "move_without_cell", lambda p: AttributeError("'NoneType' object has no attribute 'connections'"))
+
+
+def _no_cell_in(direction):
+    return register_step_error(f"no_cell_in_direction:{direction}",
+                               lambda p: ValueError(f"No cell in direction {direction}"))
+
+
+def _aug(obj, name, op, value):
+    """``obj.name <op>= value`` for cells (``+=``/``-=`` add up over writers in a step)."""
+    if current() is not None and op in ("Add", "Sub"):
+        layer = obj._grid._layer(name)
+        if layer is not None:
+            delta = value if op == "Add" else -jnp.asarray(value)
+            write_layer(obj, as_traced_cell(obj), layer, None, add=(True, delta))
+            return
+    from .._ops import _AUG
+
+    setattr(obj, name, _AUG[op](getattr(obj, name), value))
 
 
 class Cell:
@@ -29,6 +53,28 @@ class Cell:
     def __init__(self, grid, idx):
         self._grid = grid
         self._idx = int(idx)
+
+    # property layers: ``cell.<layer name>`` reads and writes the layer's value here
+    def __getattr__(self, name):
+        grid = self.__dict__.get("_grid")
+        layer = None if grid is None or name[:1] == "_" else grid._layer(name)
+        if layer is None:
+            raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+        if current() is not None:
+            return layer._mj_read(as_traced_cell(self))
+        return layer._mj_get(self)
+
+    def __setattr__(self, name, value):
+        grid = self.__dict__.get("_grid")
+        layer = None if grid is None or name[:1] == "_" else grid._layer(name)
+        if layer is None:
+            object.__setattr__(self, name, value)
+        elif current() is not None:
+            write_layer(self, as_traced_cell(self), layer, value)
+        else:
+            layer._mj_put(self, value)
+
+    _mj_augattr = _aug
 
     @property
     def coordinate(self):
@@ -75,6 +121,8 @@ class Cell:
 
     def get_neighborhood(self, radius: int = 1, include_center: bool = False) -> CellCollection:
         g = self._grid
+        if current() is not None and isinstance(radius, jax.core.Tracer):
+            return as_traced_cell(self).get_neighborhood(radius, include_center)
         if radius < 1:
             raise ValueError("radius must be larger than one")
         ids = g.geom.neighbour_table(radius, g._moore, include_center)[self._idx]
@@ -201,9 +249,38 @@ class TracedCell(TracedLocation):
 
     def get_neighborhood(self, radius: int = 1, include_center: bool = False):
         g = self._grid
-        ids, ok = g.geom.traced_neighbours(current(), self._mj_idx, self._mj_valid, radius,
+        ctx = current()
+        if isinstance(radius, jax.core.Tracer):
+            ctx.report_error(_RADIUS, jnp.logical_and(radius < 1, self._mj_valid))
+        elif radius < 1:  # Mesa's ValueError, where (and if) this call runs
+            ctx.report_error(_RADIUS, self._mj_valid)
+            radius = 1
+        ids, ok = g.geom.traced_neighbours(ctx, self._mj_idx, self._mj_valid, radius,
                                            g._moore, include_center)
         return TracedCellCollection(g, ids, ok)
+
+    # property layers (see ``_layers.py``)
+    def __getattr__(self, name):
+        grid = self.__dict__.get("_grid")
+        layer = None if grid is None or name[:1] == "_" else grid._layer(name)
+        if layer is None:
+            cls = "GridCell" if hasattr(grid, "_mesa_property_layers") else "Cell"
+            raise AttributeError(f"'{cls}' object has no attribute '{name}'")
+        return layer._mj_read(self)
+
+    def __setattr__(self, name, value):
+        if name[:1] == "_":
+            object.__setattr__(self, name, value)
+            return
+        layer = self._grid._layer(name)
+        if layer is None:
+            raise UnsupportedError(
+                f"setting `cell.{name}` inside a compiled step (cells keep no attributes there)",
+                f"keep per-cell values in a property layer "
+                f"(`grid.create_property_layer(\"{name}\")`, then `cell.{name} = ...`)")
+        write_layer(self, self, layer, value)
+
+    _mj_augattr = _aug
 
     def _coerce(self, other):
         return as_traced_cell(other, self._grid)
@@ -368,6 +445,46 @@ class CellAgent(Agent):
         """Move to ``cell``."""
         self.cell = cell
 
+    def move_relative(self, direction) -> None:
+        """Move to the cell connected in ``direction`` (an offset such as ``(-1, 0)``);
+        Mesa's ValueError if there is none (inside a step: raised after it)."""
+        self._mj_walk(tuple(direction), 1)
+
+    def _mj_walk(self, direction, distance):
+        ctx = current()
+        if ctx is None:
+            for _ in range(distance):
+                new = self.cell.connections.get(direction)
+                if new is None:
+                    raise ValueError(f"No cell in direction {direction}")
+                self.cell = new
+            return
+        grid = self._table.grids.get(_COLUMN)
+        if grid is None or not hasattr(grid, "step_table"):
+            raise UnsupportedError("`move_relative` / `move` off a grid in a compiled step",
+                                   "move with `self.cell = ...` (e.g. a cell of the neighbourhood)")
+        tab = jnp.asarray(grid.step_table(direction))
+        start = ctx.read_attr(self, _COLUMN)
+
+        def one(_, carry):
+            c, bad = carry
+            nxt = tab[jnp.clip(c, 0, None)]
+            bad = bad | (nxt < 0)
+            return jnp.where(bad, c, nxt), bad
+
+        carry = (start, start < 0)
+        if isinstance(distance, (int, np.integer)):
+            for i in range(int(distance)):
+                carry = one(i, carry)
+            moved = int(distance) > 0
+        else:
+            carry = jax.lax.fori_loop(0, jnp.maximum(distance, 0), one, carry)
+            moved = distance > 0
+        end, bad = carry
+        ctx.report_error(_NO_CELL, jnp.logical_and(start < 0, moved))
+        ctx.report_error(_no_cell_in(direction), jnp.logical_and(bad & (start >= 0), moved))
+        self.cell = TracedCell(grid, end, ~bad)
+
     def remove(self) -> None:
         super().remove()
 
@@ -383,3 +500,28 @@ class FixedAgent(Agent):
                 int(np.asarray(self._table.cols[_COLUMN])[self._row]) >= 0 and cell is not None:
             raise ValueError("Cannot move agent in FixedCell")
         CellAgent.cell.fset(self, cell)
+
+
+class Grid2DMovingAgent(CellAgent):
+    """A cell agent that moves by compass directions on a 2D grid (Mesa's)."""
+
+    DIRECTION_MAP = {
+        "n": (-1, 0), "north": (-1, 0), "up": (-1, 0),
+        "s": (1, 0), "south": (1, 0), "down": (1, 0),
+        "e": (0, 1), "east": (0, 1), "right": (0, 1),
+        "w": (0, -1), "west": (0, -1), "left": (0, -1),
+        "ne": (-1, 1), "northeast": (-1, 1), "upright": (-1, 1),
+        "nw": (-1, -1), "northwest": (-1, -1), "upleft": (-1, -1),
+        "se": (1, 1), "southeast": (1, 1), "downright": (1, 1),
+        "sw": (1, -1), "southwest": (1, -1), "downleft": (1, -1),
+    }
+
+    def move(self, direction: str, distance: int = 1):
+        """Move ``distance`` cells towards ``direction`` ("north", "ne", "left", ...)."""
+        if not isinstance(direction, str):
+            raise UnsupportedError("a direction that is not a Python string",
+                                   "pass the direction's name (e.g. \"north\")")
+        direction = direction.lower()
+        if direction not in self.DIRECTION_MAP:
+            raise ValueError(f"Invalid direction: {direction}")
+        self._mj_walk(self.DIRECTION_MAP[direction], distance)
