@@ -264,6 +264,18 @@ def test_model_level_layer_operations_equal_the_eager_run():
     assert compiled[1] == pytest.approx(eager[1])
 
 
+def test_a_second_model_of_the_same_shape_reuses_the_program_with_its_own_layers():
+    first = Field(n=12, side=5, method="harvest", seed=2)
+    first.step()
+    m = Field(n=12, side=5, method="harvest", seed=9)
+    m.grid.sugar.data[:] = 2.0
+    cells = {a.cell.coordinate for a in m.agents}
+    m.step()
+    assert m._mj_compiled.trace_count == 0
+    assert all(m.grid.sugar.data[c] == (0.0 if c in cells else 2.0) for c in np.ndindex(5, 5))
+    assert all(a.sugar == 2.0 for a in m.agents)
+
+
 def test_host_edits_between_compiled_steps_are_seen():
     m = Field(n=4, side=5, method="harvest", seed=8)
     m.step()
@@ -275,6 +287,21 @@ def test_host_edits_between_compiled_steps_are_seen():
     occupied = {a.cell.coordinate for a in m.agents}
     expect = sum(10.0 if c == (0, 0) else 4.0 for c in occupied)
     assert sum(a.sugar for a in m.agents) == pytest.approx(carried + expect)
+
+
+def test_eager_steps_after_compiled_ones_keep_mesas_dtype_and_writable_data():
+    m = Field(n=4, side=5, method="deposit", seed=8)
+    m.step()
+    mesa_jax.set_jit(False)
+    try:
+        m.step()
+    finally:
+        mesa_jax.set_jit(True)
+    assert m.grid.sugar.data.dtype == np.float64 and m.grid.spice.data.dtype == np.int64
+    m.grid.sugar.data[0, 0] = 1.5
+    m.grid[(0, 1)].spice = 3
+    assert m.grid[(0, 0)].sugar == 1.5 and m.grid.spice.data[0, 1] == 3
+    m.step()
 
 
 def test_unknown_layer_in_a_step_is_mesas_attribute_error():

@@ -168,10 +168,10 @@ class PropertyLayer:
             return self._mj_host
         d = self._mj_model.__dict__
         v = d[self._mj_key]
-        if not isinstance(v, np.ndarray):
+        if not isinstance(v, np.ndarray) or v.dtype != self._mj_np_dtype or not v.flags.writeable:
             if isinstance(v, jax.core.Tracer):
                 raise MesaJaxError(f"internal: layer {self.name} read outside its trace")
-            v = d[self._mj_key] = np.array(v, dtype=self._mj_np_dtype)
+            v = d[self._mj_key] = np.array(v, dtype=self._mj_np_dtype)  # device values: float32
         return v
 
     def _set_host(self, arr):

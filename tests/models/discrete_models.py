@@ -78,9 +78,11 @@ class Seasons(mesa.Model):
         super().__init__(seed=seed)
         self.grid = OrthogonalVonNeumannGrid((4, 6), torus=False, random=self.random)
         self.heat = self.grid.create_property_layer("heat", default_value=1.0)
+        self.cap = np.full((4, 6), 12.0)
         self.total = 0.0
 
     def step(self):
+        self.heat.data = np.minimum(self.heat.data + 1.0, self.cap)
         self.heat.modify_cells(lambda v: v * 2.0, condition=lambda v: v < 10.0)
         self.heat.set_cells(3.0, condition=lambda v: v > 15.0)
         corner = self.grid[(0, 0)]
