@@ -148,8 +148,11 @@ class CompiledStep:
                 if getattr(col, "dtype", None) == object:
                     nonnull = [v for v in col[: t.n] if v is not None]
                     static[name] = type(nonnull[0]).__name__ if nonnull else "None"
-                    if nonnull and all(isinstance(v, list) and not v for v in nonnull):
-                        static[name] = "emptylist"  # typed by the first list a step writes
+                    if nonnull and all(isinstance(v, list) for v in nonnull):
+                        owners = {getattr(a, "_table", None) for v in nonnull for a in v}
+                        if len(owners) <= 1 and None not in owners:
+                            # lists of agents of one class: typed by the first list a step writes
+                            static[name] = "emptylist"
                     continue
                 cols[name] = col
             t.static_cols = static

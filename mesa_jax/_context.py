@@ -399,8 +399,11 @@ class TraceContext:
             from ._collections import TracedList
 
             if isinstance(value, TracedList) and value.table is not None:
-                # a list of agents: kept as rows, as wide as the first list written
-                self.retyped[(table, name)] = ("agents", value.table, max(1, value.capacity))
+                # a list of agents: kept as rows, as wide as the first list written (or
+                # the longest list it holds)
+                col = table.cols[name]
+                longest = max([len(v) for v in col[: table.n] if isinstance(v, list)], default=0)
+                self.retyped[(table, name)] = ("agents", value.table, max(1, value.capacity, longest))
                 return False  # written (encoded) by the caller
         if static != "None":
             return False

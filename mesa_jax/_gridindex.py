@@ -115,7 +115,7 @@ class CellGeometry:
             tab = self._device_table(ctx, ("table", int(radius), moore, include_center))
             ids = tab[idx]
             return ids, (ids >= 0) & valid
-        name = f"radius:{type(self).__name__}{self.uid}:{int(moore)}{int(include_center)}"
+        name = f"radius:{self.stable_name(ctx.model)}:{int(moore)}{int(include_center)}"
         big = ctx.capacities.get(name, default_capacity(name))
         ctx.flag(name, radius > big)
         tab = self._device_table(ctx, ("rings", big, moore, include_center))
@@ -174,7 +174,13 @@ class CellGeometry:
     # ---------------------------------------------------------- traced index
     def index_flag(self, table):
         """The name of this grid's cell-index capacity for ``table`` (and its overflow flag)."""
-        return f"cell_index:{type(self).__name__}{self.uid}:{table.cls.__name__}"
+        return f"cell_index:{type(self).__name__}:{self.column}:{table.cls.__name__}"
+
+    def stable_name(self, model):
+        """This space's name in capacity keys: the same in every model built the same way
+        (so that models of another seed share the compiled program)."""
+        classes = "+".join(sorted(t.cls.__name__ for t in self.tables(model)))
+        return f"{type(self).__name__}:{self.column}:{classes}"
 
     def traced_index(self, ctx, table):
         """(slots [cells, K], counts) for one agent table, built once per phase of a step."""

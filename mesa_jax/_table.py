@@ -191,7 +191,12 @@ class AgentTable:
         """Turn a column of empty lists into a list-of-agents column ``[cap, width]``."""
         was_device = self.on_device
         self.to_host()
-        self.cols[name] = np.full((self.cap, int(width)), -1, np.int32)
+        old = self.cols[name]
+        new = np.full((self.cap, int(width)), -1, np.int32)
+        for r, lst in enumerate(old[: self.n]):
+            if isinstance(lst, list) and lst:
+                new[r, : len(lst)] = [a._row for a in lst]
+        self.cols[name] = new
         self.agent_lists[name] = target
         self.static_cols.pop(name, None)
         if was_device:

@@ -55,7 +55,7 @@ class _ContinuousGeometry:
         return (tuple(map(tuple, self.space.dimensions.tolist())), self.space.torus)
 
     def index_flag(self, table):
-        return f"cell_index:Continuous{self.uid}:{table.cls.__name__}"
+        return f"cell_index:Continuous:{table.cls.__name__}"
 
     def tables(self, model):
         return [t for t in model._mj_tables.values()
@@ -68,7 +68,7 @@ class _ContinuousGeometry:
         from), grown and replayed when a query asks more."""
         if not is_traced(radius):
             return float(radius)
-        name = f"cradius:Continuous{self.uid}"
+        name = "cradius:Continuous:" + "+".join(sorted(t.cls.__name__ for t in self.tables(ctx.model)))
         bound = ctx.capacities.get(name)
         if bound is None:
             bound = ctx.concrete_max(radius)
