@@ -32,6 +32,11 @@ def set_claim_rounds(n: int) -> None:
     _ROUNDS[0] = int(n)
 
 
+def claim_rounds(model):
+    """The number of claim rounds compiled steps of ``model`` use."""
+    return int(model.__dict__.get("_mj_claim_rounds") or _ROUNDS[0])
+
+
 def limited_columns(table, written):
     """The position columns of ``table`` on capacity-limited grids that a call wrote."""
     return [(col, geom) for col, geom in table.spaces.items()
@@ -52,12 +57,22 @@ def resolve(ctx, table, own, active, limited):
         free = jnp.maximum(jnp.int32(geom.capacity) - counts, 0)
         free = jnp.concatenate([free, jnp.zeros(1, jnp.int32)])
         target = jnp.where(moving, new, geom.num_cells)
-        prio = (ctx.frame.next_bits((cap,)) >> 1).astype(jnp.int32)
-        order = jnp.lexsort((rows, prio, target))  # by target, then random priority
-        st = target[order]
-        rank_sorted = jnp.arange(cap, dtype=jnp.int32) - jnp.searchsorted(st, st, side="left").astype(jnp.int32)
-        rank = jnp.zeros(cap, jnp.int32).at[order].set(rank_sorted)
-        ok = rank < free[target]
+        bits = ctx.frame.next_bits((cap,))
+        if geom.capacity == 1:
+            # one place per cell: the highest random priority wins (row in the low bits
+            # makes priorities unique), two scatters instead of a sort
+            shift = max(1, int(cap - 1).bit_length())
+            prio = (((bits >> 1) >> shift) << shift).astype(jnp.int32) | rows
+            prio = jnp.where(moving, prio, -1)
+            best = jnp.full(geom.num_cells + 1, -1, jnp.int32).at[target].max(prio)
+            ok = (best[target] == prio) & (free[target] > 0)
+        else:
+            prio = (bits >> 1).astype(jnp.int32)
+            order = jnp.lexsort((rows, prio, target))  # by target, then random priority
+            st = target[order]
+            rank_sorted = jnp.arange(cap, dtype=jnp.int32) - jnp.searchsorted(st, st, side="left").astype(jnp.int32)
+            rank = jnp.zeros(cap, jnp.int32).at[order].set(rank_sorted)
+            ok = rank < free[target]
         lost = lost | (moving & ~ok)
         blocked = blocked | (moving & (free[target] == 0))
         targets = jnp.where(moving, new, targets)
@@ -86,7 +101,7 @@ def _loop(ctx, first, rerun, base, flag_names):
     from ._activation import _carried, _loop_round, _same_types
 
     model = ctx.model
-    max_rounds = int(model.__dict__.get("_mj_claim_rounds") or _ROUNDS[0])
+    max_rounds = claim_rounds(model)
     get, put = _carried(model, flag_names)
     frame = ctx.frame
 

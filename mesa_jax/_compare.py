@@ -7,7 +7,6 @@ import statistics
 import time
 
 import jax
-import numpy as np
 
 __all__ = ["MODELS", "compare_model", "format_rows"]
 
@@ -17,10 +16,31 @@ def _boltzmann_args(n):
     return {"n": n, "width": side, "height": side}
 
 
+def _schelling_args(n):
+    # Mesa's benchmark "large": 100x100, density 0.8, radius 2, homophily 1 (n = 8,000)
+    side = max(2, int(round((n / 0.8) ** 0.5)))
+    return {"width": side, "height": side, "density": 0.8, "radius": 2, "homophily": 1}
+
+
+def _boids_args(n):
+    # Mesa's benchmark "large": 400 boids on 150x150, vision 15; density kept when scaled
+    side = 150.0 * (n / 400) ** 0.5
+    return {"population_size": n, "width": side, "height": side, "vision": 15}
+
+
+def _life_args(n):
+    side = max(2, int(round(n ** 0.5)))
+    return {"width": side, "height": side}
+
+
 # name -> (dotted module, class name, kwargs builder from a size n)
 MODELS = {
     "boltzmann": ("mesa.examples.basic.boltzmann_wealth_model.model", "BoltzmannWealth",
                   _boltzmann_args),
+    "schelling": ("mesa.examples.basic.schelling.model", "Schelling", _schelling_args),
+    "boids": ("mesa.examples.basic.boid_flockers.model", "BoidFlockers", _boids_args),
+    "game_of_life": ("mesa.examples.basic.conways_game_of_life.model", "ConwaysGameOfLife",
+                     _life_args),
 }
 
 

@@ -190,8 +190,9 @@ class CompiledStep:
                         tuple(sorted((c, _signature(g)) for c, g in t.grids.items())))
                        for t in m._mj_tables.values())
         from ._activation import activation_of
+        from ._claims import claim_rounds
 
-        return (type(m), m._user_step.__func__, activation_of(m), statics, tables,
+        return (type(m), m._user_step.__func__, activation_of(m), claim_rounds(m), statics, tables,
                 tuple(sorted(self.capacities.items())), tuple(sorted(m._mj_state_attrs)))
 
     # --------------------------------------------------------------- trace

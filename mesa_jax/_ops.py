@@ -24,7 +24,7 @@ from ._masked import MaskedRows
 from ._context import UNDEF, current, is_traced, merge_signal, reduce_signal, signal_default
 from ._random import mix32, substream
 from ._table import enum_code
-from .errors import MesaJaxError, UnsupportedError, user_location
+from .errors import MesaJaxError, UnsupportedError
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
 _LIB_DIRS = tuple({p for p in sys.path if p.endswith(("site-packages", "dist-packages"))}
@@ -438,6 +438,9 @@ _AUG = {"Add": operator.add, "Sub": operator.sub, "Mult": operator.mul, "Div": o
 def augattr(obj, name, op, value):
     """``obj.name <op>= value``; ``+=``/``-=`` on other agents or the model add up."""
     ctx = current()
+    hook = getattr(type(obj), "_mj_augattr", None)
+    if ctx is not None and hook is not None:  # e.g. cells: `cell.sugar -= 1` adds up
+        return hook(obj, name, op, value)
     Agent, Model = _agent_cls(), _model_cls()
     if ctx is not None and op in ("Add", "Sub") and isinstance(obj, (Agent, Model)) \
             and not isinstance(getattr(type(obj), name, None), property):

@@ -103,8 +103,8 @@ def _as_list(seq, what):
     except Exception as exc:  # noqa: BLE001
         raise UnsupportedError(
             f"`{what}` over a Python sequence of {type(seq[0]).__name__} objects",
-            f"choose an index instead: `seq[self.random.randrange(len(seq))]` with a "
-            f"sequence of numbers, or keep the objects' ids in the sequence",
+            "choose an index instead: `seq[self.random.randrange(len(seq))]` with a "
+            "sequence of numbers, or keep the objects' ids in the sequence",
         ) from exc
     return TracedList(values, jnp.ones(len(seq), bool), compact=True)
 

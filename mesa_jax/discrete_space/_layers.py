@@ -18,7 +18,6 @@ Inside a compiled step:
 
 from __future__ import annotations
 
-import sys
 import warnings
 
 import jax
@@ -45,35 +44,9 @@ def _jnp_function(fn):
     return fn
 
 
-def aug_delta(obj, name):
-    """``(True, delta)`` when the running ``setattr(obj, name, ...)`` is the write of
-    ``obj.name += v`` / ``-= v`` in converted code (``_ops.augattr``), else ``(False, None)``.
-
-    (A stop-gap: ``_ops.augattr`` dispatches ``+=`` on agents and models only; cells learn
-    the operator from its frame until it calls ``obj._mj_augattr``.)
-    """
-    f = sys._getframe(1)
-    for _ in range(4):
-        f = f.f_back
-        if f is None:
-            break
-        if f.f_code.co_name == "augattr" and f.f_globals.get("__name__") == "mesa_jax._ops":
-            loc = f.f_locals
-            if loc.get("obj") is not obj or loc.get("name") != name:
-                break
-            if loc.get("op") == "Add":
-                return True, loc.get("value")
-            if loc.get("op") == "Sub":
-                return True, -jnp.asarray(loc.get("value"))
-            break
-    return False, None
-
-
-def write_layer(cell, tcell, layer, value, add=None):
-    """``cell.<layer> = value`` inside a compiled step (``+=``/``-=`` found by ``aug_delta``
-    unless ``add`` is given as ``(True, delta)``)."""
-    if add is None:
-        add = aug_delta(cell, layer.name)
+def write_layer(cell, tcell, layer, value, add=(False, None)):
+    """``cell.<layer> = value`` inside a compiled step; ``add=(True, delta)`` for
+    ``+=``/``-=`` (``_ops.augattr`` calls the cell's ``_mj_augattr``), which add up."""
     if add[0]:
         layer._mj_write(tcell, add[1], add=True)
     else:
