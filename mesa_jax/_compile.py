@@ -78,6 +78,19 @@ def _signature(v, depth=0):
     return type(v).__name__
 
 
+def _static_kind(table, col):
+    """What an object column holds, by name ("None", "emptylist": lists of agents of one
+    class, typed by the first list a step writes; else the values' type name)."""
+    nonnull = [v for v in col[: table.n] if v is not None]
+    if not nonnull:
+        return "None"
+    if all(isinstance(v, list) for v in nonnull):
+        owners = {getattr(a, "_table", None) for v in nonnull for a in v}
+        if len(owners) <= 1 and None not in owners:
+            return "emptylist"
+    return type(nonnull[0]).__name__
+
+
 def _strong(v):
     """A state number as an array of a fixed dtype (not weakly typed), so that a Python
     float from the host and a float32 from the device are the same input to the jit."""
@@ -143,19 +156,12 @@ class CompiledStep:
                 attach(v, m)
         tables = []
         for t in m._mj_tables.values():
-            cols, static = {}, {}
-            for name, col in t.cols.items():
-                if getattr(col, "dtype", None) == object:
-                    nonnull = [v for v in col[: t.n] if v is not None]
-                    static[name] = type(nonnull[0]).__name__ if nonnull else "None"
-                    if nonnull and all(isinstance(v, list) for v in nonnull):
-                        owners = {getattr(a, "_table", None) for v in nonnull for a in v}
-                        if len(owners) <= 1 and None not in owners:
-                            # lists of agents of one class: typed by the first list a step writes
-                            static[name] = "emptylist"
-                    continue
-                cols[name] = col
-            t.static_cols = static
+            objects = [name for name, col in t.cols.items() if getattr(col, "dtype", None) == object]
+            key = (t.host_version, t.n, tuple(objects))
+            if t.static_key != key:  # object columns change only by host writes
+                t.static_cols = {name: _static_kind(t, t.cols[name]) for name in objects}
+                t.static_key = key
+            cols = {name: col for name, col in t.cols.items() if name not in t.static_cols}
             tables.append({"alive": t.alive, "uid": t.uid, "cols": cols})
         attrs = {}
         for name in self._state_names():

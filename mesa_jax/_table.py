@@ -75,6 +75,8 @@ class AgentTable:
         self.spaces: dict = {}  # position column name -> GridGeometry
         self.grids: dict = {}  # position column name -> the grid object
         self.static_cols: dict = {}
+        self.static_key = None  # what static_cols was computed from (see _compile.split)
+        self.host_version = 0  # bumped by every host-side write
         self.enums: dict = {}  # column name -> Enum class whose members it holds as codes
         self.agent_lists: dict = {}  # column name -> table whose rows it lists ([cap, width], -1 pad)
         self.list_flags: dict = {}  # overflow flag name -> list column
@@ -140,6 +142,7 @@ class AgentTable:
 
     def set(self, row, name, value):
         self.to_host()
+        self.host_version += 1
         value = self._encode(name, value)
         col = self.cols.get(name)
         if col is None:
