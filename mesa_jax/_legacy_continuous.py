@@ -18,6 +18,7 @@ import numpy as np
 
 from ._collections import MultiList, TracedList
 from ._context import current
+from ._legacy_errors import pack_f16, report
 from .errors import UnsupportedError
 
 __all__ = ["ContinuousSpace"]
@@ -121,7 +122,7 @@ class ContinuousSpace:
         if pos is None:
             self._write(agent, None)
         else:
-            self._write(agent, self.torus_adj(pos))
+            self._write(agent, self._adjusted(pos, agent))
 
     def _write(self, agent, pos, place=False):
         t = agent._table
@@ -160,17 +161,51 @@ cases, you'd want to clear the current position with remove_agent()
 before placing the agent again.""",
                 stacklevel=2,
             )
-        self._write(agent, self.torus_adj(pos), place=True)
+        self._write(agent, self._adjusted(pos, agent), place=True)
 
     def move_agent(self, agent, pos) -> None:
-        """Move ``agent`` to ``pos``."""
-        self._write(agent, self.torus_adj(pos))
+        """Move ``agent`` to ``pos`` (wrapped on a torus; off a non-torus space raises)."""
+        self._write(agent, self._adjusted(pos, agent))
 
     def remove_agent(self, agent) -> None:
-        """Take ``agent`` out of the space."""
-        if current() is None and not self._placed(agent):
-            raise Exception("Agent does not exist in the space")
+        """Take ``agent`` out of the space ("Agent does not exist in the space" if it is not
+        in it; inside a step reported and raised after the step)."""
+        ctx = current()
+        if ctx is None:
+            if not self._placed(agent):
+                raise Exception("Agent does not exist in the space")
+        else:
+            from .space import _traced_handle
+
+            handle = _traced_handle(agent)
+            if handle._table.grids.get(_POS) is self:
+                off = ctx.read_attr(handle, _ON) < 0
+            else:
+                off = True  # never placed in this space
+            report("cont_remove_unplaced", off, [handle.unique_id])
         self._write(agent, None)
+
+    def _adjusted(self, pos, agent):
+        """``torus_adj(pos)``; inside a step Mesa's exception off a non-toroidal space is
+        reported with the agent's id."""
+        if current() is not None and (_traced(pos) or self.out_of_bounds(pos)):
+            return self._traced_adj(pos, agent)
+        return self.torus_adj(pos)
+
+    def _traced_adj(self, pos, agent=None):
+        p = jnp.asarray(pos, jnp.float32).reshape(2)
+        lo = jnp.asarray([self.x_min, self.y_min], jnp.float32)
+        size = jnp.asarray(self.size, jnp.float32)
+        if self.torus:
+            return lo + jnp.mod(p - lo, size)
+        out = self.out_of_bounds((p[0], p[1]))
+        if agent is None:
+            report("cont_oob", out, [pack_f16(p[0], p[1])])
+        else:
+            from .space import _traced_handle
+
+            report("cont_oob_agent", out, [_traced_handle(agent).unique_id, pack_f16(p[0], p[1])])
+        return p
 
     # -------------------------------------------------------------- queries
     def _deltas(self, a, b, xp):
@@ -250,18 +285,10 @@ before placing the agent again.""",
         return math.sqrt(dx * dx + dy * dy)
 
     def torus_adj(self, pos):
-        """Wrap ``pos`` into the space; off a non-toroidal space raises Mesa's exception.
-
-        Inside a step a traced position off a non-toroidal space is clipped to the edge
-        (no exception can be raised there)."""
-        if current() is not None and _traced(pos):
-            p = jnp.asarray(pos, jnp.float32).reshape(2)
-            lo = jnp.asarray([self.x_min, self.y_min], jnp.float32)
-            size = jnp.asarray(self.size, jnp.float32)
-            if self.torus:
-                return lo + jnp.mod(p - lo, size)
-            hi = jnp.asarray([self.x_max, self.y_max], jnp.float32)
-            return jnp.clip(p, lo, jnp.nextafter(hi, lo))
+        """Wrap ``pos`` into the space; off a non-toroidal space raises Mesa's exception
+        (inside a step: reported, and raised after the step)."""
+        if current() is not None and (_traced(pos) or self.out_of_bounds(pos)):
+            return self._traced_adj(pos)
         if not self.out_of_bounds(pos):
             return pos
         if not self.torus:

@@ -12,9 +12,10 @@ eager model given the same seed places agents as Mesa does). Inside a compiled s
 
 * moves on a ``SingleGrid`` are claims (``_claims.py``): two agents never share a cell;
 * ``move_to_empty`` picks uniformly among the cells empty when the agent call started;
-* errors that depend on traced values cannot be raised inside the step: a move off a
-  non-toroidal grid leaves the agent where it is, and ``move_to_empty`` on a full grid
-  keeps the agent in place (eagerly both raise Mesa's exceptions).
+* Mesa's exceptions that depend on traced values (a move off a non-toroidal grid, a full
+  grid in ``move_to_empty``, a node not in the graph, ...) are reported and raised on the
+  host after the step, with Mesa's type and message; the model keeps its state from
+  before the step (``_legacy_errors.py``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from ._gridindex import NetworkGeometry
 from ._legacy_geometry import HexGeometry, LegacyGridGeometry
 from ._legacy_layers import (PropertyLayer, is_single_argument_function,
                              ufunc_requires_additional_input)
+from ._legacy_errors import pack_xy, report
 from .errors import UnsupportedError
 
 __all__ = [
@@ -167,6 +169,33 @@ class TracedNode(TracedLocation):
     def __int__(self):
         raise UnsupportedError("`int()` of a traced node", "use the node as it is")
 
+    def _number(self):
+        return jnp.asarray(self.__jax_array__())
+
+    def __add__(self, other):
+        return self._number() + other
+
+    def __radd__(self, other):
+        return other + self._number()
+
+    def __sub__(self, other):
+        return self._number() - other
+
+    def __rsub__(self, other):
+        return other - self._number()
+
+    def __mul__(self, other):
+        return self._number() * other
+
+    def __rmul__(self, other):
+        return other * self._number()
+
+    def __floordiv__(self, other):
+        return self._number() // other
+
+    def __mod__(self, other):
+        return self._number() % other
+
     def _coerce(self, other):
         return self._grid._as_traced(other)
 
@@ -284,13 +313,14 @@ class _Positions:
                                    "place the agents in `Model.__init__`")
         return lists[0] if len(lists) == 1 else MultiList(lists)
 
-    def _traced_ids(self, positions):
-        """(ids, ok) for a traced list, one place, or a Python list of places."""
+    def _traced_ids(self, positions, mode="plain"):
+        """(ids, ok) for a traced list, one place, or a Python list of places (each read
+        with Mesa's checks for ``mode``, see ``_traced_at``)."""
         if isinstance(positions, TracedList):
             return positions.values, positions.mask
         if isinstance(positions, (TracedLocation,)):
             return positions._mj_idx[None], positions._mj_valid[None]
-        ps = [self._as_traced(p) for p in positions]
+        ps = [self._traced_at(p, mode) for p in positions]
         if not ps:
             return jnp.zeros(0, jnp.int32), jnp.zeros(0, bool)
         return jnp.stack([p._mj_idx for p in ps]), jnp.stack([p._mj_valid for p in ps])
@@ -304,6 +334,7 @@ class _Grid(_Positions):
     """Shared implementation of the rectangular legacy grids (with property layers)."""
 
     _geometry = LegacyGridGeometry
+    _nbr_mode = "neighborhood"  # how ``get_neighborhood`` checks its position
 
     def __init__(self, width: int, height: int, torus: bool, property_layers=None) -> None:
         """Create a ``width x height`` grid (``torus``: edges wrap).
@@ -362,15 +393,67 @@ class _Grid(_Positions):
         ok = (x >= 0) & (x < self.width) & (y >= 0) & (y < self.height)
         return TracedPos(self, jnp.where(ok, x * self.height + y, -1), ok)
 
+    def _traced_at(self, pos, mode, agent=None, when=True):
+        """A TracedPos for ``pos`` inside a step, checked as Mesa checks it in ``mode``; what
+        Mesa raises is reported where ``when`` holds (``agent``: the agent moved, named in
+        the report).
+
+        * ``"index"``: Mesa's ``_grid[x][y]`` (``place_agent``, ``is_cell_empty``, cell
+          contents): ``-n <= v < n``, negatives counting from the end, else IndexError;
+          a float coordinate is a TypeError.
+        * ``"move"``: ``torus_adj`` then ``_grid[x][y]`` (``move_agent``).
+        * ``"torus"``: ``torus_adj`` (``grid[x, y]``, ``torus_adj``).
+        * ``"neighborhood"``: off the grid raises, torus or not (``get_neighborhood``).
+        * ``"hex"``: wrapped on a torus, else off the grid: no cell (Mesa raises nothing).
+        * ``"plain"``: no check (wrapped on a torus, else invalid off the grid).
+        """
+        if isinstance(pos, TracedLocation):
+            return pos
+        if pos is None:
+            return TracedPos(self, -1, False)
+        x, y = pos
+        x, y = jnp.asarray(x), jnp.asarray(y)
+        is_float = any(jnp.issubdtype(v.dtype, jnp.floating) for v in (x, y))
+        x, y = x.astype(jnp.int32), y.astype(jnp.int32)
+        w, h = self.width, self.height
+        inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
+        wrapped = jnp.asarray(self.torus)
+        uid = None if agent is None else _traced_handle(agent).unique_id
+
+        def send(name, cond):
+            cond = cond & when
+            if uid is None:
+                report(name, cond, [pack_xy(x, y)])
+            else:
+                report(name + "_agent", cond, [uid, pack_xy(x, y)])
+
+        if mode == "index":
+            ok = (x >= -w) & (x < w) & (y >= -h) & (y < h)
+            send("index", ~ok)
+        elif mode in ("move", "torus"):
+            ok = inside | wrapped
+            send("oob", ~ok)
+        elif mode == "neighborhood":
+            ok = inside
+            report("pos_oob", ~ok & when, [pack_xy(x, y)])
+        else:  # "hex", "plain"
+            ok = inside | wrapped
+        if is_float and mode in ("index", "move"):
+            send("float_index", ok)
+        x, y = x % w, y % h
+        return TracedPos(self, jnp.where(ok, x * h + y, -1), ok)
+
     def torus_adj(self, pos):
         """Wrap a position onto a torus; off a non-toroidal grid raises Mesa's exception."""
         if isinstance(pos, TracedLocation):
             return pos
         if _has_tracer(pos):
-            return self._as_traced(pos)
+            return self._traced_at(pos, "torus")
         if not self.out_of_bounds(pos):
             return pos
         if not self.torus:
+            if current() is not None:  # reported: this call may run in a branch not taken
+                return self._traced_at(pos, "torus")
             raise Exception("Point out of bounds, and space non-toroidal.")
         return pos[0] % self.width, pos[1] % self.height
 
@@ -387,7 +470,7 @@ class _Grid(_Positions):
     def place_agent(self, agent, pos) -> None:
         """Place ``agent`` at ``pos`` (SingleGrid: raises "Cell not empty" on an occupied cell)."""
         if current() is not None:
-            self._traced_write(agent, self._as_traced(pos))
+            self._traced_write(agent, self._traced_at(pos, "index", agent))
             return
         if agent.pos is not None:
             _placed_warning(agent)
@@ -403,6 +486,7 @@ class _Grid(_Positions):
     def remove_agent(self, agent) -> None:
         """Take ``agent`` off the grid (its ``pos`` becomes None)."""
         if current() is not None:
+            self._traced_remove_check(agent)
             self._traced_write(agent, None)
             return
         if self._cell_of(agent) < 0:
@@ -413,12 +497,23 @@ class _Grid(_Positions):
 
     def move_agent(self, agent, pos) -> None:
         """Move ``agent`` to ``pos`` (wrapped on a torus; off a non-torus grid raises)."""
-        pos = self.torus_adj(pos)
         if current() is not None:
-            self._traced_write(agent, self._as_traced(pos))
+            target = self._traced_at(pos, "move", agent)
+            self._traced_remove_check(agent, target._mj_valid)
+            self._traced_write(agent, target)
             return
+        pos = self.torus_adj(pos)
         self.remove_agent(agent)
         self.place_agent(agent, pos)
+
+    def _traced_remove_check(self, agent, when=True):
+        """Mesa's MultiGrid ``remove_agent`` of an agent that is not on the grid: TypeError
+        (a SingleGrid ignores it)."""
+        if self._single:
+            return
+        agent = _traced_handle(agent)
+        off = current().read_attr(agent, _COLUMN) < 0
+        report("remove_unplaced", off & when, [agent.unique_id])
 
     def swap_pos(self, agent_a, agent_b) -> None:
         """Exchange the positions of two agents."""
@@ -445,6 +540,10 @@ class _Grid(_Positions):
         a, b = _traced_handle(a), _traced_handle(b)
         pa, pb = ctx.read_attr(a, _COLUMN), ctx.read_attr(b, _COLUMN)
         ok = (pa >= 0) & (pb >= 0)
+        ids = [a.unique_id, b.unique_id]
+        report("swap_a", (pa < 0) & (pb >= 0), ids)
+        report("swap_b", (pa >= 0) & (pb < 0), ids)
+        report("swap_ab", (pa < 0) & (pb < 0), ids)
         ctx.write_attr(a, _COLUMN, jnp.where(ok, pb, pa))
         ctx.write_attr(b, _COLUMN, jnp.where(ok, pa, pb))
 
@@ -473,15 +572,17 @@ class _Grid(_Positions):
         empty = self._traced_counts() == 0
         csum = jnp.cumsum(empty.astype(jnp.int32))
         n = csum[-1]
+        report("no_empty", n == 0, [_traced_handle(agent).unique_id])
+        self._traced_remove_check(agent, n > 0)
         k = _randint(0, jnp.maximum(n, 1))
         idx = jnp.searchsorted(csum, k, side="right").astype(jnp.int32)
-        self._traced_write(agent, TracedPos(self, idx, n > 0))  # none empty: stays
+        self._traced_write(agent, TracedPos(self, idx, n > 0))
 
     def move_agent_to_one_of(self, agent, pos, selection: str = "random",
                              handle_empty: str | None = None) -> None:
         """Move ``agent`` to one of ``pos`` ("random", or "closest" with random ties)."""
         if current() is not None:
-            self._traced_move_to_one_of(agent, pos, selection)
+            self._traced_move_to_one_of(agent, pos, selection, handle_empty)
             return
         if pos:
             if selection == "random":
@@ -506,24 +607,48 @@ class _Grid(_Positions):
         elif handle_empty == "error":
             raise ValueError(f"No positions given, could not move agent {agent.unique_id}.")
 
-    def _traced_move_to_one_of(self, agent, pos, selection):
-        from ._random import pick
+    def _traced_move_to_one_of(self, agent, pos, selection, handle_empty):
+        """Mesa's choice among the positions given (off-grid ones included: choosing one
+        off a non-toroidal grid is ``move_agent``'s exception); none given: nothing, or
+        ``handle_empty="error"``'s ValueError ("warning" warns nothing inside a step)."""
+        from ._random import _randint
 
         if selection not in ("random", "closest"):
             raise ValueError(f"Invalid selection method {selection}. Choose 'random' or 'closest'.")
-        ids, ok = self._traced_ids(pos)
-        if selection == "closest":
-            here = self._pos_of(agent)
-            hx, hy = here._xy()
-            dx = jnp.abs(ids // self.height - hx)
-            dy = jnp.abs(ids % self.height - hy)
+        h = self.height
+        if isinstance(pos, TracedLocation):
+            pos = [pos]
+        if isinstance(pos, TracedList):
+            xs, ys, present = pos.values // h, pos.values % h, pos.mask
+        else:
+            pos = list(pos)
+            if not pos:
+                if handle_empty == "error":
+                    report("no_positions", True, [_traced_handle(agent).unique_id])
+                return
+            xs = jnp.stack([jnp.asarray(p[0]) for p in pos])
+            ys = jnp.stack([jnp.asarray(p[1]) for p in pos])
+            present = jnp.ones(len(pos), bool)
+        n = jnp.sum(present.astype(jnp.int32))
+        if handle_empty == "error":
+            report("no_positions", n == 0, [_traced_handle(agent).unique_id])
+        ok = present
+        if selection == "closest":  # Mesa's _distance_squared, on the raw coordinates
+            hx, hy = self._pos_of(agent)._xy()
+            dx, dy = jnp.abs(xs - hx), jnp.abs(ys - hy)
             if self.torus:
                 dx = jnp.minimum(dx, self.width - dx)
                 dy = jnp.minimum(dy, self.height - dy)
-            d = jnp.where(ok, dx * dx + dy * dy, jnp.iinfo(jnp.int32).max)
-            ok = ok & (d == jnp.min(d))
-        chosen = pick(TracedList(ids, ok, wrap=self._wrap_pos))
-        self._traced_write(agent, chosen)
+            d = dx * dx + dy * dy
+            big = jnp.inf if jnp.issubdtype(d.dtype, jnp.floating) else jnp.iinfo(d.dtype).max
+            d = jnp.where(present, d, big)
+            ok = present & (d == jnp.min(d))
+        choices = TracedList(jnp.arange(ok.shape[0], dtype=jnp.int32), ok)
+        j = choices.nth_valid(_randint(0, jnp.maximum(choices.count(), 1)))
+        some = n > 0
+        target = self._traced_at((xs[j], ys[j]), "move", agent, when=some)
+        self._traced_remove_check(agent, target._mj_valid & some)
+        self._traced_write(agent, TracedPos(self, target._mj_idx, target._mj_valid & some))
 
     def _distance_squared(self, pos1, pos2):
         dx, dy = abs(pos1[0] - pos2[0]), abs(pos1[1] - pos2[1])
@@ -541,7 +666,7 @@ class _Grid(_Positions):
         return [i for i in row.tolist() if i >= 0]
 
     def _traced_neighbourhood(self, pos, moore, include_center, radius):
-        p = self._as_traced(pos)
+        p = self._traced_at(pos, self._nbr_mode)
         ids, ok = self.geom.traced_neighbours(current(), p._mj_idx, p._mj_valid, radius, moore,
                                               include_center)
         return TracedList(ids, ok, wrap=self._wrap_pos)
@@ -575,7 +700,7 @@ class _Grid(_Positions):
         if _is_single_position(cell_list):
             cell_list = [cell_list]
         if current() is not None:
-            return self._traced_agents(*self._traced_ids(cell_list))
+            return self._traced_agents(*self._traced_ids(cell_list, "index"))
         return [a for p in cell_list for a in self._cell_agents(self._checked_id(p))]
 
     def iter_cell_list_contents(self, cell_list):
@@ -585,8 +710,8 @@ class _Grid(_Positions):
 
     def is_cell_empty(self, pos) -> bool:
         """Whether no agent is at ``pos``."""
-        if current() is not None:  # off the grid: not empty (nothing can move there)
-            p = self._as_traced(pos)
+        if current() is not None:  # off the grid: Mesa's IndexError, reported
+            p = self._traced_at(pos, "index")
             return p._mj_valid & (self._traced_counts()[jnp.clip(p._mj_idx, 0, None)] == 0)
         return not self._cell_agents(self._checked_id(pos))
 
@@ -744,6 +869,7 @@ class _HexGrid:
     """Mesa's hexagonal neighbourhoods (odd-q: the neighbours depend on the parity of x)."""
 
     _geometry = HexGeometry
+    _nbr_mode = "hex"
 
     def torus_adj_2d(self, pos):
         return pos[0] % self.width, pos[1] % self.height
@@ -823,6 +949,30 @@ class NetworkGrid(_Positions):
             return TracedNode(self, jnp.where(ok, node, -1), ok)
         return TracedNode(self, self.geom.index_of(node), True)
 
+    def _traced_at(self, node, mode, agent=None, when=True):
+        """A TracedNode for ``node`` inside a step. A node not in the graph is Mesa's
+        ``G.nodes[node]`` KeyError, reported where ``when`` holds (``mode="index"``), or
+        nothing (``mode="plain"``: an invalid node)."""
+        if isinstance(node, TracedNode) or node is None:
+            return self._as_traced(node)
+        if not _is_traced(node) and not self.geom.out_of_bounds(node):
+            return self._as_traced(node)
+        if not _is_traced(node) and not is_integer(node):
+            return self._as_traced(node)  # KeyError now (no int to report it with)
+        self._require_integer_nodes("a node id computed inside a step")
+        n = self.geom.num_cells
+        node = jnp.asarray(node, jnp.int32)
+        ok = (node >= 0) & (node < n)
+        if mode == "index":
+            report("node_missing", ~ok & when, [node])
+        return TracedNode(self, jnp.where(ok, node, -1), ok)
+
+    def _traced_remove_check(self, agent, when=True):
+        """Mesa's ``remove_agent`` of an agent on no node: ``G.nodes[None]``, KeyError."""
+        agent = _traced_handle(agent)
+        off = current().read_attr(agent, _COLUMN) < 0
+        report("node_remove_unplaced", off & when, [agent.unique_id])
+
     def _require_integer_nodes(self, what):
         if self.geom.nodes != list(range(self.geom.num_cells)):
             raise UnsupportedError(
@@ -833,7 +983,7 @@ class NetworkGrid(_Positions):
     def place_agent(self, agent, node_id) -> None:
         """Place ``agent`` on node ``node_id``."""
         if current() is not None:
-            self._traced_write(agent, self._as_traced(node_id))
+            self._traced_write(agent, self._traced_at(node_id, "index", agent))
             return
         if agent.pos is not None:
             _placed_warning(agent)
@@ -842,7 +992,12 @@ class NetworkGrid(_Positions):
     def get_neighborhood(self, node_id, include_center: bool = False, radius: int = 1):
         """Nodes within ``radius`` steps of ``node_id`` (Mesa's order; traced: a padded list)."""
         if current() is not None:
-            p = self._as_traced(node_id)
+            p = self._traced_at(node_id, "plain")
+            if not isinstance(node_id, TracedNode):  # a number: Mesa's error for a missing node
+                bad, payload = ~p._mj_valid, [jnp.asarray(node_id, jnp.int32)]
+                one = radius == 1  # G.neighbors / single_source_shortest_path_length
+                report("node_not_in_graph", bad & one, payload)
+                report("source_not_in_graph", bad & ~jnp.asarray(one), payload)
             ids, ok = self.geom.traced_neighbours(current(), p._mj_idx, p._mj_valid, radius, True,
                                                   include_center)
             return TracedList(ids, ok, wrap=self._wrap_pos)
@@ -865,7 +1020,8 @@ class NetworkGrid(_Positions):
     def move_agent(self, agent, node_id) -> None:
         """Move ``agent`` to node ``node_id``."""
         if current() is not None:
-            self._traced_write(agent, self._as_traced(node_id))
+            self._traced_remove_check(agent)
+            self._traced_write(agent, self._traced_at(node_id, "index", agent))
             return
         self.remove_agent(agent)
         self.place_agent(agent, node_id)
@@ -873,6 +1029,7 @@ class NetworkGrid(_Positions):
     def remove_agent(self, agent) -> None:
         """Take ``agent`` off the network (its ``pos`` becomes None)."""
         if current() is not None:
+            self._traced_remove_check(agent)
             self._traced_write(agent, None)
             return
         if self._cell_of(agent) < 0:
@@ -882,14 +1039,14 @@ class NetworkGrid(_Positions):
     def is_cell_empty(self, node_id) -> bool:
         """Whether no agent is on ``node_id``."""
         if current() is not None:
-            p = self._as_traced(node_id)
+            p = self._traced_at(node_id, "index")
             return self._traced_counts()[jnp.clip(p._mj_idx, 0, None)] == 0
         return not self._cell_agents(self._checked_id(node_id))
 
     def get_cell_list_contents(self, cell_list):
         """Agents on the given nodes (a list of node ids)."""
         if current() is not None:
-            return self._traced_agents(*self._traced_ids(cell_list))
+            return self._traced_agents(*self._traced_ids(cell_list, "index"))
         return [a for n in cell_list for a in self._cell_agents(self._checked_id(n))]
 
     def iter_cell_list_contents(self, cell_list):

@@ -685,7 +685,8 @@ def test_traced_swap_pos_and_out_of_bounds_move_on_singlegrid():
     class Edge(mesa_jax.Agent):
         def step(self):
             x, y = self.pos
-            self.model.grid.move_agent(self, (x, y + 1))  # off the top edge: stays
+            if y + 1 < self.model.grid.height:  # (off the top edge would raise, as Mesa)
+                self.model.grid.move_agent(self, (x, y + 1))
 
     class SwapModel(mesa_jax.Model):
         def __init__(self):
@@ -713,9 +714,10 @@ class Peeker(mesa_jax.Agent):
 
     def step(self):
         x, y = self.pos
-        other = self.model.grid[x + 1, y]
-        self.right_taken = other is not None
-        self.right_empty = self.model.grid.is_cell_empty((x + 1, y))
+        if x + 1 < self.model.grid.width:  # off the grid Mesa raises (see the error tests)
+            other = self.model.grid[x + 1, y]
+            self.right_taken = other is not None
+            self.right_empty = self.model.grid.is_cell_empty((x + 1, y))
 
 
 def test_traced_indexing_and_emptiness_on_singlegrid():
@@ -736,7 +738,7 @@ def test_traced_indexing_and_emptiness_on_singlegrid():
         x, y = a.pos
         right = (x + 1, y)
         assert a.right_taken == (right in cells)
-        assert a.right_empty == (x + 1 < 5 and right not in cells)  # off the grid: not empty
+        assert a.right_empty == (x + 1 < 5 and right not in cells)
 
     class Iterating(mesa_jax.Model):
         def __init__(self):
@@ -751,3 +753,222 @@ def test_traced_indexing_and_emptiness_on_singlegrid():
 
     with pytest.raises(mesa_jax.errors.UnsupportedError, match="cell by cell"):
         Iterating().step()
+
+
+# ------------------------------------------- Mesa's errors from compiled steps
+def _twin_models(setup, act=None, model_step=None, seed=3):
+    """The same model in Mesa and in mesa_jax: ``setup(model, space_module, AgentClass)``
+    builds it; agents step with ``act(agent)``; the model step is ``model_step(model)``
+    (default: every agent steps, in order)."""
+    out = []
+    for lib, sp in ((mesa, mesa.space), (mesa_jax, js)):
+        class A(lib.Agent):
+            def __init__(self, model):
+                super().__init__(model)
+                self.note = False
+
+            def step(self):
+                act(self)
+
+        class M(lib.Model):
+            def __init__(self):
+                super().__init__(seed=seed)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    setup(self, sp, A)
+
+            def step(self):
+                if model_step is None:
+                    self.agents.do("step")
+                else:
+                    model_step(self)
+
+        out.append(M())
+    return out
+
+
+def _snapshot(m):
+    agents = sorted(m.agents, key=lambda a: a.unique_id)
+    return (m.steps, [(a.unique_id, a.pos, a.note) for a in agents])
+
+
+def _step_raises_like_mesa(mm, jm):
+    """Mesa's step raises; mesa_jax's compiled step raises the same type and message and
+    leaves the model as it was before the step. Returns mesa_jax's exception."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(Exception) as em:
+            mm.step()
+    before = _snapshot(jm)
+    with pytest.raises(Exception) as ej:
+        jm.step()
+    assert jm._mj_compiled is not None  # the step was compiled, not run eagerly
+    assert type(ej.value) is type(em.value), (ej.value, em.value)
+    assert str(ej.value) == str(em.value)
+    assert _snapshot(jm) == before
+    return ej.value
+
+
+def _grid_setup(kind, w, h, torus, cells):
+    def setup(m, sp, A):
+        m.grid = getattr(sp, kind)(w, h, torus)
+        for c in cells:
+            m.grid.place_agent(A(m), c)
+    return setup
+
+
+@pytest.mark.parametrize("kind", ["SingleGrid", "MultiGrid"])
+def test_compiled_move_off_a_non_torus_grid_raises_mesas_exception(kind):
+    # agent 1 and 3 step to the right in bounds; agent 2 steps off the right edge
+    setup = _grid_setup(kind, 4, 3, False, [(0, 0), (3, 1), (1, 2)])
+    mm, jm = _twin_models(setup, lambda a: a.model.grid.move_agent(a, (a.pos[0] + 1, a.pos[1])))
+    err = _step_raises_like_mesa(mm, jm)
+    assert "agent 2, position (4, 1)" in "".join(getattr(err, "__notes__", []))
+    # the same move in a branch no agent takes raises nothing
+    def careful(a):
+        if a.pos[0] + 1 < a.model.grid.width:
+            a.model.grid.move_agent(a, (a.pos[0] + 1, a.pos[1]))
+    mm, jm = _twin_models(setup, careful)
+    mm.step()
+    jm.step()
+    assert [a.pos for a in jm.agents] == [a.pos for a in mm.agents] == [(1, 0), (3, 1), (2, 2)]
+    # on a torus the move wraps
+    mm, jm = _twin_models(_grid_setup(kind, 4, 3, True, [(0, 0), (3, 1), (1, 2)]),
+                          lambda a: a.model.grid.move_agent(a, (a.pos[0] + 1, a.pos[1])))
+    mm.step()
+    jm.step()
+    assert [a.pos for a in jm.agents] == [a.pos for a in mm.agents]
+
+
+@pytest.mark.parametrize("call", ["torus_adj", "getitem", "neighborhood", "neighbors",
+                                  "neighborhood_torus", "is_cell_empty", "contents", "place",
+                                  "float"])
+def test_compiled_out_of_bounds_queries_raise_mesas_exception(call):
+    torus = call == "neighborhood_torus"
+    kind = "SingleGrid" if call == "place" else "MultiGrid"
+    acts = {
+        "torus_adj": lambda a: a.model.grid.torus_adj((a.pos[0], a.pos[1] - 3)),
+        "getitem": lambda a: a.model.grid[a.pos[0] + 5, a.pos[1]],
+        "neighborhood": lambda a: a.model.grid.get_neighborhood((a.pos[0] + 5, a.pos[1]), True),
+        "neighbors": lambda a: a.model.grid.get_neighbors((a.pos[0], a.pos[1] - 4), False, True),
+        "neighborhood_torus": lambda a: a.model.grid.get_neighborhood((a.pos[0] + 5, a.pos[1]), True),
+        "is_cell_empty": lambda a: a.model.grid.is_cell_empty((a.pos[0] + 5, a.pos[1])),
+        "contents": lambda a: a.model.grid.get_cell_list_contents([(a.pos[0], a.pos[1] + 3)]),
+        "place": lambda a: a.model.grid.place_agent(a, (a.pos[0] + 7, a.pos[1])),
+        "float": lambda a: a.model.grid.move_agent(a, (a.pos[0] * 0.5, a.pos[1])),
+    }
+    setup = _grid_setup(kind, 4, 3, torus, [(0, 0), (3, 1)])
+    mm, jm = _twin_models(setup, acts[call])
+    _step_raises_like_mesa(mm, jm)
+
+
+def test_compiled_negative_index_counts_from_the_end_as_mesa():
+    # Mesa's _grid[x][y] reads (-1, 0) as (width - 1, 0): no error
+    setup = _grid_setup("MultiGrid", 4, 3, False, [(0, 0), (3, 1)])
+    mm, jm = _twin_models(setup, lambda a: setattr(a, "note", a.model.grid.is_cell_empty((a.pos[0] - 1, 1))))
+    mm.step()
+    jm.step()
+    assert [a.note for a in jm.agents] == [a.note for a in mm.agents] == [False, True]
+
+
+def test_compiled_move_to_empty_on_a_full_grid_raises_mesas_exception():
+    cells = [(x, y) for x in range(2) for y in range(2)]
+    mm, jm = _twin_models(_grid_setup("SingleGrid", 2, 2, False, cells),
+                          lambda a: a.model.grid.move_to_empty(a))
+    _step_raises_like_mesa(mm, jm)
+    # one empty cell: no error (agents take turns for it)
+    mm, jm = _twin_models(_grid_setup("SingleGrid", 2, 2, False, cells[:3]),
+                          lambda a: a.model.grid.move_to_empty(a))
+    mm.step()
+    jm.step()
+    assert len({a.pos for a in jm.agents}) == 3
+
+
+def test_compiled_swap_and_remove_of_agents_not_on_the_grid_raise_mesas_exceptions():
+    def setup(m, sp, A):
+        m.grid = sp.MultiGrid(3, 3, False)
+        m.a, m.b, m.c = A(m), A(m), A(m)
+        m.grid.place_agent(m.a, (0, 0))
+        m.grid.place_agent(m.b, (1, 1))
+
+    for model_step in (lambda m: m.grid.swap_pos(m.a, m.c),
+                       lambda m: m.grid.swap_pos(m.c, m.b),
+                       lambda m: m.grid.remove_agent(m.c),
+                       lambda m: m.grid.move_agent(m.c, (2, 2))):
+        mm, jm = _twin_models(setup, model_step=model_step)
+        _step_raises_like_mesa(mm, jm)
+    mm, jm = _twin_models(setup, model_step=lambda m: m.grid.swap_pos(m.a, m.b))
+    mm.step()
+    jm.step()
+    assert (jm.a.pos, jm.b.pos) == (mm.a.pos, mm.b.pos) == ((1, 1), (0, 0))
+
+
+def test_compiled_move_agent_to_one_of_follows_mesa():
+    setup = _grid_setup("MultiGrid", 4, 3, False, [(0, 0), (3, 1)])
+    # no positions: ValueError naming the first agent with handle_empty="error" ...
+    mm, jm = _twin_models(setup, lambda a: a.model.grid.move_agent_to_one_of(a, [], handle_empty="error"))
+    _step_raises_like_mesa(mm, jm)
+    # ... nothing at all without it
+    mm, jm = _twin_models(setup, lambda a: a.model.grid.move_agent_to_one_of(a, []))
+    mm.step()
+    jm.step()
+    assert [a.pos for a in jm.agents] == [a.pos for a in mm.agents] == [(0, 0), (3, 1)]
+    # the chosen position off the grid: move_agent's exception
+    mm, jm = _twin_models(setup, lambda a: a.model.grid.move_agent_to_one_of(
+        a, [(a.pos[0], a.pos[1] + 5)], selection="closest"))
+    _step_raises_like_mesa(mm, jm)
+
+
+def _net_setup(m, sp, A):
+    m.grid = sp.NetworkGrid(nx.path_graph(5))
+    m.loose = None
+    for node in (0, 3):
+        m.grid.place_agent(A(m), node)
+    m.loose = A(m)
+
+
+@pytest.mark.parametrize("call", ["move", "place", "neighborhood", "neighborhood2", "empty",
+                                  "remove", "move_loose"])
+def test_compiled_network_node_not_in_graph_raises_mesas_exception(call):
+    acts = {
+        "move": lambda a: a.model.grid.move_agent(a, a.pos + 4),
+        "place": lambda a: a.model.grid.place_agent(a, a.pos + 9),
+        "neighborhood": lambda a: a.model.grid.get_neighborhood(a.pos + 7),
+        "neighborhood2": lambda a: a.model.grid.get_neighbors(a.pos + 7, radius=2),
+        "empty": lambda a: a.model.grid.is_cell_empty(a.pos + 5),
+    }
+    steps = {"remove": lambda m: m.grid.remove_agent(m.loose),
+             "move_loose": lambda m: m.grid.move_agent(m.loose, 1)}
+    if call in acts:
+        def act(a):
+            if a.pos is not None:
+                acts[call](a)
+        mm, jm = _twin_models(_net_setup, act)
+    else:
+        mm, jm = _twin_models(_net_setup, model_step=steps[call])
+    _step_raises_like_mesa(mm, jm)
+
+
+@pytest.mark.parametrize("call", ["move", "place", "remove", "model_move"])
+def test_compiled_continuous_space_off_a_non_torus_space_raises_mesas_exception(call):
+    def setup(m, sp, A):
+        m.space = sp.ContinuousSpace(10.0, 5.0, False)
+        for p in ((1.0, 1.0), (9.5, 2.0)):
+            m.space.place_agent(A(m), p)
+        m.loose = A(m)
+        m.first = m.agents[0]
+
+    acts = {"move": lambda a: a.model.space.move_agent(a, (a.pos[0] + 1.0, a.pos[1])),
+            "place": lambda a: a.model.space.place_agent(a, (a.pos[0], a.pos[1] - 1.5))}
+    steps = {"remove": lambda m: m.space.remove_agent(m.loose),
+             "model_move": lambda m: m.space.move_agent(m.first, (-0.5, 1.0))}
+    if call in acts:
+        def act(a):
+            if a.pos is not None:
+                acts[call](a)
+        mm, jm = _twin_models(setup, act)
+    else:
+        mm, jm = _twin_models(setup, model_step=steps[call])
+    err = _step_raises_like_mesa(mm, jm)
+    if call == "move":
+        assert "agent 2, position about (10.5, 2.0)" in "".join(err.__notes__)
