@@ -52,6 +52,7 @@ class _Shared:
         self.space_keys = None
         self.retyped = []  # neighbour tables (by space) the trace passes as data
         self.targets = None
+        self.layout = None  # (signal name, size) of the packed signal vector
 
 
 _SHARED: dict = {}
@@ -234,8 +235,13 @@ class CompiledStep:
         self._targets = [_attr_path(m, dc) for dc, _ in ctx.collected]
         self._promoted = set(ctx.promoted)
         self._retyped = dict(ctx.retyped)
-        aux = {"collected": [rec for _, rec in ctx.collected],
-               "flags": {k: jnp.asarray(v) for k, v in ctx.flags.items()}}
+        # all signals in one int32 vector (one transfer per step); the layout stays here
+        names = sorted(ctx.flags)
+        parts = [jnp.asarray(ctx.flags[k]).astype(jnp.int32).reshape(-1) for k in names]
+        if not discovery and self._shared is not None:
+            self._shared.layout = [(k, p.shape[0]) for k, p in zip(names, parts)]
+        packed = jnp.concatenate(parts) if parts else jnp.zeros(0, jnp.int32)
+        aux = {"collected": [rec for _, rec in ctx.collected], "signals": packed}
         return new_state, aux
 
     def _build(self, n):
@@ -357,7 +363,9 @@ class CompiledStep:
             fn = self._fn(n)
             state = self.split()
             new_state, aux = fn(state)
-            flags = jax.device_get(aux["flags"])
+            small = {k: v for k, v in new_state["attrs"].items() if np.ndim(v) == 0}
+            packed, small = jax.device_get((aux["signals"], small))  # one sync per chunk
+            flags = _unpack(packed, self._shared.layout)
             over = [k for k, v in flags.items() if ":" in k and k.split(":")[0] not in ("error", "diag")
                     and np.any(v)]
             if not over:
@@ -384,8 +392,7 @@ class CompiledStep:
             if name.startswith("diag:"):
                 diag[name[5:]] = diag.get(name[5:], 0) + int(np.sum(v))
         self.merge(new_state)
-        small = {k: v for k, v in new_state["attrs"].items() if np.ndim(v) == 0}
-        for k, v in jax.device_get(small).items():
+        for k, v in small.items():
             v = np.asarray(v)
             m.__dict__[k] = bool(v) if v.dtype == np.bool_ else (int(v) if v.dtype.kind in "iu" else float(v))
         m.__dict__["_mj_version"] = m.__dict__.get("_mj_version", 0) + 1
@@ -393,6 +400,16 @@ class CompiledStep:
         self._shared.targets = targets
         for path, rec in zip(targets, aux["collected"]):
             _resolve_path(m, path)._append_device(rec, n if n > 1 else 1)
+
+
+def _unpack(packed, layout):
+    """{signal: int32 values [steps, size]} from the packed signal vector(s)."""
+    packed = np.asarray(packed).reshape(-1, sum(size for _, size in layout) or 1)
+    out, at = {}, 0
+    for name, size in layout:
+        out[name] = packed[:, at:at + size]
+        at += size
+    return out
 
 
 def _data_geoms(model):
