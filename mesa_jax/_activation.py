@@ -153,7 +153,7 @@ def _same_types(out, carry):
 
 
 def _index_flags(model):
-    return sorted({geom.index_flag(t) for t in model._mj_tables.values() for geom in t.spaces.values()})
+    return sorted({f"need:{geom.index_flag(t)}" for t in model._mj_tables.values() for geom in t.spaces.values()})
 
 
 def _run_batched(ctx, parts, method, args, kwargs, batches):

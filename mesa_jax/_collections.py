@@ -16,6 +16,21 @@ from .errors import UnsupportedError
 __all__ = ["TracedList", "make_agent_handle"]
 
 
+def prefix_count(mask):
+    """Inclusive running count of ``mask`` along its last axis (int32).
+
+    Short lists (per-agent cell contents, neighbourhoods: <= 64 slots) use a product with
+    a triangular matrix: on the CPU it is several times faster than ``cumsum`` over a
+    small minor axis once vmapped over 10^5 agents.
+    """
+    m = jnp.asarray(mask)
+    k = m.shape[-1]
+    if k > 64:
+        return jnp.cumsum(m.astype(jnp.int32), axis=-1)
+    tri = jnp.triu(jnp.ones((k, k), jnp.float32))
+    return jnp.round(m.astype(jnp.float32) @ tri).astype(jnp.int32)
+
+
 def make_agent_handle(table, row, valid=True):
     """A light handle to (table, row) whose row may be a tracer."""
     h = object.__new__(table.cls)
@@ -84,7 +99,7 @@ class TracedList:
         """Slot of the k-th (0-based) valid element."""
         if self.compact:
             return k
-        c = jnp.cumsum(self.mask.astype(jnp.int32))
+        c = prefix_count(self.mask)
         return jnp.argmax(c > k)
 
     def compacted(self):
@@ -92,7 +107,7 @@ class TracedList:
         if self.compact:
             return self
         cap = self.capacity
-        pos = jnp.cumsum(self.mask.astype(jnp.int32)) - 1
+        pos = prefix_count(self.mask) - 1
         dest = jnp.where(self.mask, pos, cap)
         n = self.count()
 

@@ -371,6 +371,11 @@ class CompiledStep:
             if not over:
                 break
             for k in over:
+                if k.startswith("need:"):  # a capacity asked for a size: 1.25x of it
+                    cap = k[len("need:"):]
+                    old = self.capacities.get(cap, default_capacity(cap))
+                    self.capacities[cap] = max(old + 1, -(-int(np.max(flags[k])) * 5 // 4))
+                    continue
                 if k.startswith("listcol:"):  # a list-of-agents column: widen it
                     for t in m._mj_tables.values():
                         if k in t.list_flags:

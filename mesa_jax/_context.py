@@ -125,7 +125,7 @@ def signal_default(name):
     """The neutral value of a step signal: no flag, no error, zero count."""
     if name.startswith("error:"):
         return jnp.zeros(3, jnp.int32)
-    if name.startswith("diag:"):
+    if name.startswith(("diag:", "need:")):
         return jnp.int32(0)
     return jnp.asarray(False)
 
@@ -136,6 +136,8 @@ def merge_signal(name, old, new):
         return jnp.where(old[..., :1] > 0, old, new)
     if name.startswith("diag:"):
         return old + new
+    if name.startswith("need:"):
+        return jnp.maximum(old, new)
     return jnp.logical_or(old, new)
 
 
@@ -145,6 +147,8 @@ def reduce_signal(name, rows):
         return rows[jnp.argmax(rows[:, 0] > 0)]
     if name.startswith("diag:"):
         return jnp.sum(rows)
+    if name.startswith("need:"):
+        return jnp.max(rows)
     return jnp.any(rows)
 
 
@@ -230,6 +234,12 @@ class TraceContext:
                 vals = np.asarray(ts["cols"][name])[np.asarray(ts["alive"])]
                 return float(vals.max()) if vals.size else None
         return None
+
+    def need(self, name, required, capacity):
+        """Ask the host for capacity ``name`` of at least ``required`` (when it exceeds
+        ``capacity``): the step is replayed with about 1.25x what was needed."""
+        required = jnp.asarray(required, jnp.int32)
+        self.signal(f"need:{name}", jnp.where(required > capacity, required, 0))
 
     def report_error(self, kind, cond, payload=()):
         """Raise Mesa's error ``kind`` on the host after the step if ``cond`` held anywhere

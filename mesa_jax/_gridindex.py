@@ -33,13 +33,13 @@ def build_cell_index(cell, alive, num_cells, k):
         k: slots per cell (static capacity).
 
     Returns:
-        (table [num_cells, k] of rows or -1, counts [num_cells], overflow flag).
+        (table [num_cells, k] of rows or -1, counts [num_cells], the largest count).
     """
     rows = jnp.arange(cell.shape[0], dtype=jnp.int32)
     placed_ok = alive & (cell >= 0)
     c = jnp.where(placed_ok, cell, num_cells).astype(jnp.int32)
     counts = jnp.zeros(num_cells + 1, jnp.int32).at[c].add(1)[:num_cells]
-    overflow = jnp.max(counts, initial=0) > k
+    overflow = jnp.max(counts, initial=0)  # the capacity needed (overflow when > k)
     table = jnp.full((k, num_cells + 1), -1, jnp.int32)
 
     def cond(carry):
@@ -81,6 +81,8 @@ def _drop_repeats(tab):
 
 def default_capacity(name):
     """The first size of a host-allocated capacity: neighbourhood radii 1, slots 8."""
+    if name.startswith("sortspan:"):
+        return 256
     return 1 if name.startswith("radius:") else 8
 
 
@@ -193,8 +195,8 @@ class CellGeometry:
                 first = max(1, min(first, int(self.capacity)))
             k = ctx.capacities.get(name, first)
             col = table.cols[self.column]
-            slots, counts, overflow = build_cell_index(col, table.alive, self.num_cells, k)
-            ctx.flag(name, overflow)
+            slots, counts, needed = build_cell_index(col, table.alive, self.num_cells, k)
+            ctx.need(name, needed, k)
             hit = ctx.indexes[key] = (slots, counts)
         return hit
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from ._collections import prefix_count
 from .errors import UnsupportedError
 
 __all__ = ["MaskedRows", "as_masked"]
@@ -93,7 +94,7 @@ class MaskedRows:
         if isinstance(key, (int, jnp.ndarray)) or hasattr(key, "dtype"):
             # the i-th existing row
             i = jnp.asarray(key)
-            csum = jnp.cumsum(self.mask.astype(jnp.int32))
+            csum = prefix_count(self.mask)
             n = csum[-1]
             i = jnp.where(i < 0, i + n, i)
             slot = jnp.argmax(csum > i)

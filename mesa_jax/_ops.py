@@ -19,12 +19,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._collections import MultiList, TracedList, make_agent_handle
+from ._collections import MultiList, TracedList, make_agent_handle, prefix_count
 from ._masked import MaskedRows
 from ._context import UNDEF, current, is_traced, merge_signal, reduce_signal, signal_default
 from ._random import mix32, substream
 from ._table import enum_code
-from .errors import MesaJaxError, UnsupportedError
+from .errors import MesaJaxError, UnsupportedError, user_location
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
 _LIB_DIRS = tuple({p for p in sys.path if p.endswith(("site-packages", "dist-packages"))}
@@ -854,13 +854,43 @@ def _sorted(x, key=None, reverse=False):
     else:
         k = _masked_fill(comp(lst, key, None, False, "gen"), "min" if reverse else "max", "sorted")
     if key is None and lst.table is None and lst.wrap is None and k.ndim == 1:
-        vals = jnp.sort(k)
+        vals = _counting_sort(lst) if jnp.issubdtype(k.dtype, jnp.integer) else None
+        if vals is None:
+            vals = jnp.sort(k)
         if reverse:
             vals = vals[::-1]
         return TracedList(vals, jnp.arange(lst.capacity) < lst.count(), compact=True)
     order = jnp.argsort(-k if reverse else k, stable=True)
     vals = jax.tree.map(lambda a: a[order], lst.values)
     return TracedList(vals, jnp.arange(lst.capacity) < lst.count(), lst.table, lst.wrap, compact=True)
+
+
+_SORT_SPAN = 256  # first span of values a counting sort covers (grown and replayed)
+
+
+def _counting_sort(lst):
+    """Small-range integers sorted by counting (a histogram and a repeat), valid values
+    first and invalid slots after them; None where a comparison sort is cheaper.
+
+    The span of values it covers is a host capacity named after the call site; a wider
+    span raises a flag and the step is replayed with the span doubled (past four times
+    the list's length the comparison sort is used).
+    """
+    ctx = current()
+    if ctx is None or ctx.frame.agent is not None or lst.capacity < 1024:
+        return None
+    name = f"sortspan:{user_location()}"
+    span = ctx.capacities.get(name, _SORT_SPAN)
+    if span > 4 * lst.capacity:
+        return None
+    vals = jnp.asarray(lst.values)
+    lo = jnp.min(jnp.where(lst.mask, vals, jnp.iinfo(vals.dtype).max))
+    hi = jnp.max(jnp.where(lst.mask, vals, jnp.iinfo(vals.dtype).min))
+    ctx.flag(name, lst.any() & (hi - lo >= span))
+    bins = jnp.where(lst.mask, jnp.clip(vals - lo, 0, span - 1), span)
+    counts = jnp.zeros(span + 1, jnp.int32).at[bins].add(1)
+    out = jnp.repeat(jnp.arange(span + 1, dtype=vals.dtype), counts, total_repeat_length=lst.capacity)
+    return jnp.where(jnp.arange(lst.capacity) < lst.count(), out + lo, 0)
 
 
 def _any(x):
@@ -895,7 +925,7 @@ def _enumerate(x, start=0):
     if lists is None:
         return builtins.enumerate(x, start)
     lst = lists[0] if len(lists) == 1 else concat_lists(lists, "enumerate")
-    rank = jnp.cumsum(lst.mask.astype(jnp.int32)) - 1 + start
+    rank = prefix_count(lst.mask) - 1 + start
     inner_table, inner_wrap = lst.table, lst.wrap
 
     def wrap(v, ok):

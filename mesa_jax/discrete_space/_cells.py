@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._collections import MultiList, TracedList, TracedLocation
+from .._collections import MultiList, TracedList, TracedLocation, prefix_count
 from .._context import current
 from .._random import TracedRandom, pick
 from ..agent import Agent
@@ -359,7 +359,7 @@ class TracedCellCollection:
         if at_most != float("inf"):
             if not isinstance(at_most, int):
                 raise UnsupportedError("`select(at_most=<fraction>)` in a compiled step", "pass an int")
-            mask = mask & (jnp.cumsum(mask.astype(jnp.int32)) <= at_most)
+            mask = mask & (prefix_count(mask) <= at_most)
         return TracedCellCollection(self._grid, self._list.values, mask)
 
     def __repr__(self):

@@ -109,8 +109,8 @@ class _ContinuousGeometry:
             name = self.index_flag(table)
             k = ctx.capacities.get(name, 8)
             cells = self._cell_of(grid, table.cols[_COLUMN])
-            slots, _, overflow = build_cell_index(cells, table.alive, grid.num_cells, k)
-            ctx.flag(name, overflow)
+            slots, _, needed = build_cell_index(cells, table.alive, grid.num_cells, k)
+            ctx.need(name, needed, k)
             hit = ctx.indexes[key] = slots
         slots = hit
         nb = jnp.asarray(grid.neighbour_table(1, True, True))[self._cell_of(grid, point)]
