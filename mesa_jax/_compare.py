@@ -72,7 +72,7 @@ def time_mesa(cls, kwargs, steps, seed):
     return statistics.median(times)
 
 
-def time_jax(cls, kwargs, steps, seed, repeats=3):
+def time_jax(cls, kwargs, steps, seed, repeats=3, warmup=0):
     t0 = time.perf_counter()
     model = cls(**kwargs, seed=seed)
     build = time.perf_counter() - t0
@@ -80,6 +80,10 @@ def time_jax(cls, kwargs, steps, seed, repeats=3):
     model.step()  # trace + compile + one step
     _block(model)
     first = time.perf_counter() - t0
+    for _ in range(warmup):  # capacities settle (grow-and-replay compiles are not timed)
+        model.step()
+    _block(model)
+    replays_warm = model._mj_compiled.replays
     runs = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -89,18 +93,24 @@ def time_jax(cls, kwargs, steps, seed, repeats=3):
         runs.append((time.perf_counter() - t0) / steps)
     step_time = statistics.median(runs)
     return {"build": build, "compile": max(first - step_time, 0.0), "step": step_time,
-            "model": model}
+            "model": model, "replays": replays_warm,
+            "timed_replays": model._mj_compiled.replays - replays_warm}
 
 
-def compare_model(name, sizes, steps=20, mesa_steps=None, seed=42, mesa_max=None):
-    """Rows of measurements for ``name`` at each size; Mesa skipped above ``mesa_max``."""
+def compare_model(name, sizes, steps=20, mesa_steps=None, seed=42, mesa_max=None, warmup=0):
+    """Rows of measurements for ``name`` at each size; Mesa skipped above ``mesa_max``.
+
+    mesa_jax: one step (trace + compile), ``warmup`` untimed steps (capacities that grow
+    with the model's state settle), then 3 x ``steps`` timed steps (median). Mesa: one
+    step, then the median of ``mesa_steps`` timed steps.
+    """
     real, jaxed = _load(name)
     build_args = MODELS[name][2]
     rows = []
     for n in sizes:
         kwargs = build_args(n)
         gc.collect()
-        j = time_jax(jaxed, kwargs, steps, seed)
+        j = time_jax(jaxed, kwargs, steps, seed, warmup=warmup)
         mesa_step = None
         if mesa_max is None or n <= mesa_max:
             gc.collect()
@@ -111,6 +121,7 @@ def compare_model(name, sizes, steps=20, mesa_steps=None, seed=42, mesa_max=None
             "jax_agent_steps_per_s": n / j["step"],
             "mesa_agent_steps_per_s": (n / mesa_step) if mesa_step else None,
             "ratio": (mesa_step / j["step"]) if mesa_step else None,
+            "replays": j["replays"], "timed_replays": j["timed_replays"],
         })
         del j
     return rows

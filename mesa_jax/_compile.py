@@ -371,10 +371,10 @@ class CompiledStep:
             if not over:
                 break
             for k in over:
-                if k.startswith("need:"):  # a capacity asked for a size: 1.25x of it
-                    cap = k[len("need:"):]
+                if k.startswith("need:"):  # a capacity asked for a size: 1.25x of it, and
+                    cap = k[len("need:"):]  # at least 1.5x the old one (fewer recompiles)
                     old = self.capacities.get(cap, default_capacity(cap))
-                    self.capacities[cap] = max(old + 1, -(-int(np.max(flags[k])) * 5 // 4))
+                    self.capacities[cap] = max(-(-old * 3 // 2), -(-int(np.max(flags[k])) * 5 // 4))
                     continue
                 if k.startswith("listcol:"):  # a list-of-agents column: widen it
                     for t in m._mj_tables.values():

@@ -219,7 +219,8 @@ class TracedCell(TracedLocation):
         for t in self._grid.geom.tables(self._grid._model):
             slots, _ = self._grid.geom.traced_index(ctx, t)
             rows = slots[jnp.clip(self._mj_idx, 0, None)]
-            out.append(TracedList(rows, (rows >= 0) & self._mj_valid, table=t))
+            out.append(TracedList(rows, (rows >= 0) & self._mj_valid, table=t,
+                                  compact=True))  # the index fills slots from the first
         return out
 
     @property
@@ -257,7 +258,11 @@ class TracedCell(TracedLocation):
             radius = 1
         ids, ok = g.geom.traced_neighbours(ctx, self._mj_idx, self._mj_valid, radius,
                                            g._moore, include_center)
-        return TracedCellCollection(g, ids, ok)
+        # a table with no gaps (a torus) gives lists whose valid slots come first: a random
+        # pick needs no running count
+        full = not isinstance(radius, jax.core.Tracer) and not g.geom.tables_as_data and \
+            bool((g.geom.neighbour_table(int(radius), g._moore, include_center) >= 0).all())
+        return TracedCellCollection(g, ids, ok, compact=full)
 
     # property layers (see ``_layers.py``)
     def __getattr__(self, name):
@@ -302,9 +307,9 @@ def as_traced_cell(cell, grid=None):
 class TracedCellCollection:
     """A collection of cells inside a compiled step (a padded list of cell ids)."""
 
-    def __init__(self, grid, ids, mask):
+    def __init__(self, grid, ids, mask, compact=False):
         self._grid = grid
-        self._list = TracedList(ids, mask, wrap=grid._wrap_cell)
+        self._list = TracedList(ids, mask, wrap=grid._wrap_cell, compact=compact)
 
     @classmethod
     def from_cells(cls, cells):
