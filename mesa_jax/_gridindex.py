@@ -23,6 +23,9 @@ __all__ = ["CellGeometry", "GridGeometry", "NetworkGeometry", "build_cell_index"
 _uid = itertools.count()
 
 
+_SORT_ROWS = 4096  # up to this many rows a crowded index is built by sorting
+
+
 def build_cell_index(cell, alive, num_cells, k):
     """Group agent rows by cell.
 
@@ -35,11 +38,24 @@ def build_cell_index(cell, alive, num_cells, k):
     Returns:
         (table [num_cells, k] of rows or -1, counts [num_cells], the largest count).
     """
-    rows = jnp.arange(cell.shape[0], dtype=jnp.int32)
+    n = cell.shape[0]
+    rows = jnp.arange(n, dtype=jnp.int32)
     placed_ok = alive & (cell >= 0)
     c = jnp.where(placed_ok, cell, num_cells).astype(jnp.int32)
-    counts = jnp.zeros(num_cells + 1, jnp.int32).at[c].add(1)[:num_cells]
+    counts_all = jnp.zeros(num_cells + 1, jnp.int32).at[c].add(1)
+    counts = counts_all[:num_cells]
     overflow = jnp.max(counts, initial=0)  # the capacity needed (overflow when > k)
+    if n <= _SORT_ROWS and k > 8:
+        # few rows, crowded cells (flocks): one stable sort beats k scatter rounds. Rows
+        # sorted by cell, highest row first within a cell (the order the rounds give)
+        rev = c[::-1]
+        order = jnp.argsort(rev, stable=True)
+        cs = rev[order]
+        start = jnp.cumsum(counts_all) - counts_all
+        rank = rows - start[cs]
+        table = jnp.full((num_cells + 1, k), -1, jnp.int32).at[cs, rank].set(
+            (n - 1 - order).astype(jnp.int32), mode="drop")
+        return table[:num_cells], counts, overflow
     table = jnp.full((k, num_cells + 1), -1, jnp.int32)
 
     def cond(carry):

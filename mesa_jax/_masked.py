@@ -16,7 +16,28 @@ import jax.numpy as jnp
 from ._collections import prefix_count
 from .errors import UnsupportedError
 
-__all__ = ["MaskedRows", "as_masked"]
+__all__ = ["MaskedRows", "as_masked", "norm_last", "reduce_rows"]
+
+_SMALL = 8  # trailing axes up to this long are reduced component by component
+
+
+def reduce_rows(op, z):
+    """``op(z, axis=0)``; for ``[rows, d]`` with a short ``d`` (positions, headings), one
+    reduction per component: vmapped over agents, XLA on the CPU reduces a ``[n, rows]``
+    plane several times faster than the middle axis of ``[n, rows, d]``."""
+    if z.ndim == 2 and z.shape[1] <= _SMALL:
+        return jnp.stack([op(z[:, i], axis=0) for i in range(z.shape[1])])
+    return op(z, axis=0)
+
+
+def norm_last(x):
+    """Euclidean norm over the last axis, written out for short vectors (see reduce_rows)."""
+    if x.shape[-1] <= _SMALL:
+        sq = x[..., 0] * x[..., 0]
+        for i in range(1, x.shape[-1]):
+            sq = sq + x[..., i] * x[..., i]
+        return jnp.sqrt(sq)
+    return jnp.linalg.norm(x, axis=-1)
 
 
 def _split(x):
@@ -109,9 +130,11 @@ class MaskedRows:
     def _mj_len(self):
         return self.count()
 
+    def _reduce(self, op, z, axis):
+        return reduce_rows(op, z) if axis == 0 else op(z, axis=axis)
+
     def sum(self, axis=None):
-        z = self._zeroed()
-        return jnp.sum(z, axis=axis)
+        return self._reduce(jnp.sum, self._zeroed(), axis)
 
     def mean(self, axis=None):
         if axis == 0:
@@ -125,17 +148,17 @@ class MaskedRows:
 
     def max(self, axis=None):
         low = jnp.finfo(self.data.dtype).min if jnp.issubdtype(self.data.dtype, jnp.floating) else jnp.iinfo(self.data.dtype).min
-        return jnp.max(self._zeroed(low), axis=axis)
+        return self._reduce(jnp.max, self._zeroed(low), axis)
 
     def min(self, axis=None):
         high = jnp.finfo(self.data.dtype).max if jnp.issubdtype(self.data.dtype, jnp.floating) else jnp.iinfo(self.data.dtype).max
-        return jnp.min(self._zeroed(high), axis=axis)
+        return self._reduce(jnp.min, self._zeroed(high), axis)
 
     def any(self, axis=None):
-        return jnp.any(self._zeroed(False), axis=axis)
+        return self._reduce(jnp.any, self._zeroed(False), axis)
 
     def all(self, axis=None):
-        return jnp.all(jnp.where(self._m(), self.data, True), axis=axis)
+        return self._reduce(jnp.all, jnp.where(self._m(), self.data, True), axis)
 
     @property
     def shape(self):
@@ -169,10 +192,13 @@ class MaskedRows:
         if name in ("array", "asarray", "asanyarray"):
             return self
         if name == "norm":
+            ord_ = kwargs.get("ord", args[1] if len(args) > 1 else None)
             axis = kwargs.get("axis", args[2] if len(args) > 2 else None)
+            if axis in (1, -1) and self.data.ndim == 2 and ord_ is None:
+                return MaskedRows(norm_last(self.data), self.mask)
             if axis in (1, -1):
-                return MaskedRows(jnp.linalg.norm(self.data, axis=axis), self.mask)
-            return jnp.linalg.norm(self._zeroed(), **kwargs)
+                return MaskedRows(jnp.linalg.norm(self.data, ord=ord_, axis=axis), self.mask)
+            return jnp.linalg.norm(self._zeroed(), ord=ord_, axis=axis)
         mask = None
         plain = []
         for a in args:

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._collections import MultiList, TracedList, make_agent_handle, prefix_count
-from ._masked import MaskedRows
+from ._masked import MaskedRows, reduce_rows
 from ._context import UNDEF, current, is_traced, merge_signal, reduce_signal, signal_default
 from ._random import mix32, substream
 from ._table import enum_code
@@ -818,7 +818,7 @@ def _sum(x, start=0):
         for lst in lists:
             v = lst.numeric("sum")
             m = lst.mask.reshape(lst.mask.shape + (1,) * (v.ndim - 1))
-            total = total + jnp.sum(jnp.where(m, v, jnp.zeros_like(v)), axis=0)
+            total = total + reduce_rows(jnp.sum, jnp.where(m, v, jnp.zeros_like(v)))
         return total
     return builtins.sum(x, start)
 

@@ -191,11 +191,13 @@ class AgentTable:
         return value
 
     def retype_list_column(self, name, target, width):
-        """Turn a column of empty lists into a list-of-agents column ``[cap, width]``."""
+        """Turn a column of lists of agents into a list-of-agents column ``[cap, width]``
+        (wider when a list filled before the first step is longer)."""
         was_device = self.on_device
         self.to_host()
         old = self.cols[name]
-        new = np.full((self.cap, int(width)), -1, np.int32)
+        longest = max((len(x) for x in old[: self.n] if isinstance(x, list)), default=0)
+        new = np.full((self.cap, max(int(width), longest)), -1, np.int32)
         for r, lst in enumerate(old[: self.n]):
             if isinstance(lst, list) and lst:
                 new[r, : len(lst)] = [a._row for a in lst]

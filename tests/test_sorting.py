@@ -2,6 +2,7 @@
 when the values span more than it covers); it must equal Python's ``sorted``."""
 
 import numpy as np
+import pytest
 
 import mesa_jax as mesa
 
@@ -53,3 +54,33 @@ def test_counting_sort_small_span():
 def test_counting_sort_wide_span_is_replayed():
     m = _check(np.random.default_rng(1).integers(-5000, 5000, 3000))
     assert m._mj_compiled.replays > 0
+
+
+@pytest.mark.parametrize("k", [1, 7, 64, 65, 243, 1000, 5000])
+def test_prefix_count_equals_cumsum(k):
+    """The triangular-product running counts (one level, two levels) equal cumsum."""
+    import jax
+    import jax.numpy as jnp
+
+    from mesa_jax._collections import prefix_count
+
+    mask = jax.random.uniform(jax.random.PRNGKey(k), (3, k)) < 0.4
+    assert (np.asarray(prefix_count(mask)) == np.cumsum(np.asarray(mask), axis=-1)).all()
+    assert prefix_count(jnp.ones(k, bool))[-1] == k
+
+
+def test_masked_row_reductions_equal_numpy():
+    """Per-component reductions and norms of MaskedRows equal numpy on the valid rows."""
+    from mesa_jax._masked import MaskedRows
+
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(40, 3)).astype(np.float32)
+    mask = rng.random(40) < 0.5
+    rows = MaskedRows(data, mask)
+    for name in ("sum", "max", "min"):
+        np.testing.assert_allclose(getattr(rows, name)(axis=0), getattr(data[mask], name)(axis=0),
+                                   rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(rows.apply(np.linalg.norm, (rows,), {"axis": 1}).data)[mask],
+                               np.linalg.norm(data[mask], axis=1), rtol=1e-5)
+    np.testing.assert_allclose(rows.apply(np.linalg.norm, (rows, 1, 1), {}).data[mask],
+                               np.abs(data[mask]).sum(axis=1), rtol=1e-5)

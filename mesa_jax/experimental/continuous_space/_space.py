@@ -26,7 +26,7 @@ import numpy as np
 from ..._collections import TracedList
 from ..._context import current, is_traced
 from ..._gridindex import GridGeometry, build_cell_index
-from ..._masked import MaskedRows
+from ..._masked import MaskedRows, norm_last
 from ...agent import Agent, AgentSet
 from ...errors import UnsupportedError, register_step_error
 
@@ -103,23 +103,33 @@ class _ContinuousGeometry:
                                    "use a 2D space")
         bound = self._radius_bound(ctx, radius)
         grid = self._cell_grid(table, bound)
+        name = self.index_flag(table)
+        k = ctx.capacities.get(name, 8)
+        table_nb = grid.neighbour_table(1, True, True)
+        if k * table_nb.shape[1] >= table.cap:
+            # agents crowd so that the cells around a point may hold more candidates than
+            # there are rows (flocks): every row is a candidate, no index to outgrow
+            rows = jnp.arange(table.cap, dtype=jnp.int32)
+            ok = table.alive
+        else:
+            rows, ok = self._cell_candidates(ctx, table, grid, table_nb, name, k, point)
+        delta = self.space._min_image(table.cols[_COLUMN][jnp.clip(rows, 0, None)] - point)
+        dist = norm_last(delta)
+        return rows, ok & (dist <= radius), dist
+
+    def _cell_candidates(self, ctx, table, grid, table_nb, name, k, point):
+        """(rows, ok) of the agents in the cells around ``point`` (the cell list)."""
         key = ("clist", self.uid, id(table), grid.width, grid.height)
         hit = ctx.indexes.get(key)
         if hit is None:
-            name = self.index_flag(table)
-            k = ctx.capacities.get(name, 8)
             cells = self._cell_of(grid, table.cols[_COLUMN])
             slots, _, needed = build_cell_index(cells, table.alive, grid.num_cells, k)
             ctx.need(name, needed, k)
             hit = ctx.indexes[key] = slots
-        slots = hit
-        nb = jnp.asarray(grid.neighbour_table(1, True, True))[self._cell_of(grid, point)]
-        rows = slots[jnp.clip(nb, 0, None)]
+        nb = jnp.asarray(table_nb)[self._cell_of(grid, point)]
+        rows = hit[jnp.clip(nb, 0, None)]
         ok = (rows >= 0) & (nb >= 0)[:, None]
-        rows, ok = rows.reshape(-1), ok.reshape(-1)
-        delta = self.space._min_image(table.cols[_COLUMN][jnp.clip(rows, 0, None)] - point)
-        dist = jnp.sqrt(jnp.sum(delta * delta, axis=-1))
-        return rows, ok & (dist <= radius), dist
+        return rows.reshape(-1), ok.reshape(-1)
 
 
 class ContinuousSpace:
@@ -234,7 +244,7 @@ class ContinuousSpace:
                                        "use the Euclidean default")
             delta = self.calculate_difference_vector(point, agents)
             lst = self._traced_list(agents)
-            return MaskedRows(jnp.sqrt(jnp.sum(delta.data ** 2, axis=-1)), delta.mask), lst
+            return MaskedRows(norm_last(delta.data), delta.mask), lst
         agents, pos = self._host_rows(None if agents is None else list(agents))
         delta = self.calculate_difference_vector(point, agents)
         if self.torus or not kwargs:
