@@ -26,6 +26,8 @@ def main():
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--mesa-steps", type=int, default=5)
     p.add_argument("--repeats", type=int, default=3, help="whole comparisons; medians reported")
+    p.add_argument("--warmup", type=int, default=10,
+                   help="untimed steps after the compile (a cell index that grows replays there)")
     p.add_argument("--bytes-n", type=int, default=1_000_000)
     p.add_argument("--activation", default="parallel")
     args = p.parse_args()
@@ -33,7 +35,8 @@ def main():
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"machine: {platform.processor() or platform.machine()}, {jax.device_count()} "
           f"{jax.default_backend()} device(s), jax {jax.__version__}, activation={args.activation}")
-    runs = [compare_model("boltzmann", sizes, steps=args.steps, mesa_steps=args.mesa_steps, seed=s)
+    runs = [compare_model("boltzmann", sizes, steps=args.steps, mesa_steps=args.mesa_steps, seed=s,
+                          warmup=args.warmup)
             for s in range(args.repeats)]
     rows = []
     for i, n in enumerate(sizes):

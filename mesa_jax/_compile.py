@@ -193,7 +193,7 @@ class CompiledStep:
         statics = tuple(sorted((k, _signature(v)) for k, v in m.__dict__.items()
                                if not k.startswith("_") and k not in m._mj_state_attrs
                                and not _is_array(v) and k not in ("random", "rng", "step")))
-        tables = tuple((t.cls, t.cap, tuple(sorted((c, str(v.dtype), v.shape[1:]) for c, v in t.cols.items())),
+        tables = tuple((t.cls, t.cap, tuple(sorted((c, v.dtype, v.shape[1:]) for c, v in t.cols.items())),
                         tuple(sorted((c, _signature(g)) for c, g in t.grids.items())))
                        for t in m._mj_tables.values())
         from ._activation import activation_of
@@ -356,6 +356,7 @@ class CompiledStep:
         m = self.model
         for t in m._mj_tables.values():
             if not t.on_device:
+                t.fit()
                 t.alive = jnp.asarray(t.alive)
                 t.uid = jnp.asarray(t.uid)
                 t.cols = {k: (jnp.asarray(v) if v.dtype != object else v) for k, v in t.cols.items()}

@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import register_step_error
 
-__all__ = ["CellGeometry", "GridGeometry", "NetworkGeometry", "build_cell_index"]
+__all__ = ["CellGeometry", "GridGeometry", "NetworkGeometry", "build_cell_index", "pick_empty"]
 
 _uid = itertools.count()
 
@@ -72,6 +72,22 @@ def build_cell_index(cell, alive, num_cells, k):
 
     _, table, _ = jax.lax.while_loop(cond, body, (jnp.int32(0), table, placed_ok))
     return table[:, :num_cells].T, counts, overflow
+
+
+def pick_empty(empty):
+    """(a uniformly drawn empty cell, how many are empty) for each agent of a traced call.
+
+    The empty cells are listed once (shared by the vmapped agents); each agent draws a
+    slot of the list: one gather, where a binary search over the running count took a
+    while loop per agent."""
+    from ._random import _randint
+
+    csum = jnp.cumsum(empty.astype(jnp.int32))
+    n = csum[-1]
+    num = empty.shape[0]
+    listed = jnp.zeros(num, jnp.int32).at[jnp.where(empty, csum - 1, num)].set(
+        jnp.arange(num, dtype=jnp.int32), mode="drop")
+    return listed[_randint(0, jnp.maximum(n, 1))], n
 
 
 def _distance(offset, moore):

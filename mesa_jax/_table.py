@@ -80,7 +80,7 @@ class AgentTable:
         self.enums: dict = {}  # column name -> Enum class whose members it holds as codes
         self.agent_lists: dict = {}  # column name -> table whose rows it lists ([cap, width], -1 pad)
         self.list_flags: dict = {}  # overflow flag name -> list column
-        self.cap_extra = 0  # spare rows reserved for births in compiled steps
+        self.fitted = False  # spare rows trimmed once (see fit)
 
     # ----------------------------------------------------------------- rows
     def _grow(self, need):
@@ -97,6 +97,24 @@ class AgentTable:
             pad[...] = -1 if name in self.agent_lists else _fill_value(name, col.dtype)
             self.cols[name] = np.concatenate([col, pad])
         self.cap = cap
+
+    def fit(self):
+        """Trim the spare rows that doubling left (100,000 agents would sit in 131,072 rows)
+        to at most 1/16 of the count, the first time the columns go to the device: compiled
+        steps cost in proportion to the rows. Rows past ``n`` never held an agent. Only once:
+        agents added later grow the table by doubling again (few recompiles)."""
+        if self.fitted:
+            return
+        self.fitted = True
+        fitted = max(16, -(-self.n // 16) * 16)
+        step = max(16, 1 << max(0, fitted.bit_length() - 5))
+        fitted = -(-fitted // step) * step
+        if self.on_device or fitted >= self.cap:
+            return
+        self.alive = self.alive[:fitted]
+        self.uid = self.uid[:fitted]
+        self.cols = {k: v[:fitted] for k, v in self.cols.items()}
+        self.cap = fitted
 
     def add_rows(self, uids):
         """Append rows for new agents; returns their row indices."""

@@ -30,7 +30,7 @@ import numpy as np
 from ._collections import MultiList, TracedList, TracedLocation
 from ._context import current
 from ._legacy_continuous import ContinuousSpace
-from ._gridindex import NetworkGeometry
+from ._gridindex import NetworkGeometry, pick_empty
 from ._legacy_geometry import HexGeometry, LegacyGridGeometry
 from ._legacy_layers import (PropertyLayer, is_single_argument_function,
                              ufunc_requires_additional_input)
@@ -567,15 +567,9 @@ class _Grid(_Positions):
         self.place_agent(agent, new_pos)
 
     def _traced_move_to_empty(self, agent):
-        from ._random import _randint
-
-        empty = self._traced_counts() == 0
-        csum = jnp.cumsum(empty.astype(jnp.int32))
-        n = csum[-1]
+        idx, n = pick_empty(self._traced_counts() == 0)
         report("no_empty", n == 0, [_traced_handle(agent).unique_id])
         self._traced_remove_check(agent, n > 0)
-        k = _randint(0, jnp.maximum(n, 1))
-        idx = jnp.searchsorted(csum, k, side="right").astype(jnp.int32)
         self._traced_write(agent, TracedPos(self, idx, n > 0))
 
     def move_agent_to_one_of(self, agent, pos, selection: str = "random",

@@ -29,13 +29,14 @@ def _brute(model, torus, size):
     return agents, dist
 
 
-@pytest.mark.parametrize("torus,clump", [(True, False), (False, False), (True, True)])
-def test_traced_radius_queries_match_brute_force(torus, clump):
+@pytest.mark.parametrize("torus,clump,n", [(True, False, 600), (False, False, 600),
+                                           (True, True, 600), (True, True, 60)])
+def test_traced_radius_queries_match_brute_force(torus, clump, n):
     size, radius = 20.0, 3.0
-    # 300 agents: spread out they are found through the cell list (6x6 cells); clumped,
+    # 600 agents: spread out they are found through the cell list (6x6 cells); clumped,
     # the list grows and replays until it would hold more candidates than rows, then
-    # every row is a candidate
-    m = Field(n=300, size=size, radius=radius, torus=torus, clump=clump, moving=torus, seed=2)
+    # every row is a candidate. 60 agents (<= 512 rows): every row from the start
+    m = Field(n=n, size=size, radius=radius, torus=torus, clump=clump, moving=torus, seed=2)
     m.agents.do("look")  # eager reference on the same positions
     eager = [(a.count, {b.unique_id for b in a.nearby}) for a in m.agents]
     agents, dist = _brute(m, torus, size)
@@ -52,10 +53,13 @@ def test_traced_radius_queries_match_brute_force(torus, clump):
         assert a.count == len(got)
     caps = m._mj_compiled.capacities
     k = caps.get("cell_index:Continuous:" + type(agents[0]).__name__, 8)
-    if clump:  # 300 agents in a 2x2 corner: the cell list had to grow and replay
-        assert m._mj_compiled.replays > 0 and k * 9 >= 512
+    rows = next(iter(m._mj_tables.values())).cap
+    if n <= 512:  # every row a candidate: no cell list, nothing to grow
+        assert m._mj_compiled.replays == 0 and k == 8
+    elif clump:  # 600 agents in a 2x2 corner: the cell list had to grow and replay
+        assert m._mj_compiled.replays > 0 and k * 9 >= rows
     else:
-        assert k * 9 < 512
+        assert k * 9 < rows
 
 
 def test_eager_queries_match_mesa():

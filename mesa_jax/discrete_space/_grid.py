@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._context import current
-from .._gridindex import GridGeometry
-from .._random import _EMPTY, _randint
+from .._gridindex import GridGeometry, pick_empty
+from .._random import _EMPTY
 from ..errors import UnsupportedError
 from ._cells import Cell, CellCollection, TracedCell
 from ._hex import Y_EVEN, Y_ODD, HexGeometry, step_table
@@ -86,16 +86,12 @@ class DiscreteSpace:
 
     def select_random_empty_cell(self) -> Cell:
         """A random cell holding no agent (traced: uniform over the empty cells at the
-        start of the agent call, one binary search per agent)."""
+        start of the agent call: the empty cells are listed once, each agent draws a slot)."""
         ctx = current()
         if ctx is not None:
-            empty = self.geom.traced_counts(ctx) == 0
-            csum = jnp.cumsum(empty.astype(jnp.int32))
-            n = csum[-1]
+            idx, n = pick_empty(self.geom.traced_counts(ctx) == 0)
             # Mesa: IndexError from `random.choice` (a full Grid loops forever there)
             ctx.report_error(_EMPTY, n == 0)
-            k = _randint(0, jnp.maximum(n, 1))
-            idx = jnp.searchsorted(csum, k, side="right").astype(jnp.int32)
             return TracedCell(self, idx, n > 0)
         for _ in range(50):
             cell = self._cell(self.random.randrange(self.geom.num_cells))

@@ -39,6 +39,9 @@ _OUT_OF_BOUNDS = register_step_error(
     lambda p: ValueError(f"point is outside the bounds of the space (agent {p[0]})"))
 
 
+_ALL_PAIRS_ROWS = 512  # up to this many rows radius queries test every row
+
+
 class _ContinuousGeometry:
     """What the compiler needs to know about a continuous space (see ``_gridindex``)."""
 
@@ -106,9 +109,10 @@ class _ContinuousGeometry:
         name = self.index_flag(table)
         k = ctx.capacities.get(name, 8)
         table_nb = grid.neighbour_table(1, True, True)
-        if k * table_nb.shape[1] >= table.cap:
-            # agents crowd so that the cells around a point may hold more candidates than
-            # there are rows (flocks): every row is a candidate, no index to outgrow
+        if table.cap <= _ALL_PAIRS_ROWS or k * table_nb.shape[1] >= table.cap:
+            # few agents, or agents crowd so that the cells around a point may hold more
+            # candidates than there are rows (flocks): every row is a candidate, no index
+            # to build or outgrow (each growth is a recompile)
             rows = jnp.arange(table.cap, dtype=jnp.int32)
             ok = table.alive
         else:
