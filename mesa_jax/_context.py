@@ -374,8 +374,10 @@ class TraceContext:
         return target
 
     def _encode_agent_list(self, table, name, target, value):
-        """A traced list of agents as ``width`` rows (-1 = empty), valid ones first; more
-        agents than ``width`` raise a flag and the host widens the column and replays."""
+        """A traced list of agents as ``width`` rows (-1 = empty, holes allowed: readers
+        mask ``rows >= 0``). A list with no more slots than ``width`` is stored slot for
+        slot (no compaction: a scatter per agent); a longer one is compacted, valid ones
+        first, and more agents than ``width`` raise a flag: the host widens and replays."""
         from ._collections import TracedList
 
         if isinstance(value, (list, tuple)) and not value:
@@ -385,6 +387,9 @@ class TraceContext:
                 f"assigning something other than a list of `{target.cls.__name__}` agents to "
                 f"`{table.cls.__name__}.{name}`", "keep one kind of value per attribute")
         width = table.cols[name].shape[1] if name in table.agent_lists else self.retyped[(table, name)][2]
+        if value.capacity <= width:
+            rows = jnp.where(value.mask, value.values, -1).astype(jnp.int32)
+            return jnp.concatenate([rows, jnp.full(width - value.capacity, -1, jnp.int32)])
         lst = value.compacted()
         n = lst.count()
         vals = lst.values
