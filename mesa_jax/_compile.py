@@ -52,6 +52,7 @@ class _Shared:
         self.space_keys = None
         self.retyped = []  # neighbour tables (by space) the trace passes as data
         self.targets = None
+        self.scalars = []  # (name, dtype) of the scalar attributes packed after each chunk
         self.layout = None  # (signal name, size) of the packed signal vector
 
 
@@ -128,7 +129,9 @@ class CompiledStep:
     def __init__(self, model):
         self.model = model
         seed = model._seed if isinstance(model._seed, (int, np.integer)) else model.random.getrandbits(31)
-        self.key = jax.random.key(int(seed) % (2**32))
+        # raw key data (uint32) in the state: a typed key array costs ~80 us of host
+        # unflattening per call
+        self.key = jax.random.key_data(jax.random.key(int(seed) % (2**32)))
         self.capacities: dict = {}
         self.trace_count = 0
         self.replays = 0
@@ -206,8 +209,8 @@ class CompiledStep:
     def _step_body(self, state, discovery):
         self = self._shared.holder if (not discovery and self._shared is not None) else self
         m = self.model
-        key, step_key = jax.random.split(state["key"])
-        state = dict(state, key=key)
+        key, step_key = jax.random.split(jax.random.wrap_key_data(state["key"]))
+        state = dict(state, key=jax.random.key_data(key))
         ctx = TraceContext(m, step_key, discovery=discovery)
         ctx.capacities = self.capacities
         ctx.space_arrays = {g.uid: state["spaces"][str(i)] for i, g in enumerate(_data_geoms(m))}
@@ -248,15 +251,28 @@ class CompiledStep:
         def one(state):
             return self._step_body(state, discovery=False)
 
-        if n == 1:
-            return jax.jit(one)
-
         def many(state):
+            if n == 1:
+                return one(state)
+
             def body(s, _):
                 return one(s)
             return jax.lax.scan(body, state, None, length=n)
 
-        return jax.jit(many)
+        def with_scalars(state):
+            new_state, aux = many(state)
+            # the model's scalar attributes after the chunk, bit for bit as int32, in one
+            # vector with the signals: one transfer a step instead of one per attribute
+            names = sorted(k for k, v in new_state["attrs"].items()
+                           if jnp.ndim(v) == 0 and jnp.dtype(v).itemsize <= 4)
+            words = [jax.lax.bitcast_convert_type(jnp.asarray(new_state["attrs"][k]), jnp.int32)
+                     if jnp.dtype(new_state["attrs"][k]).itemsize == 4
+                     else jnp.asarray(new_state["attrs"][k]).astype(jnp.int32) for k in names]
+            self._shared.scalars = [(k, jnp.dtype(new_state["attrs"][k])) for k in names]
+            aux = dict(aux, scalars=jnp.stack(words) if words else jnp.zeros(0, jnp.int32))
+            return new_state, aux
+
+        return jax.jit(with_scalars)
 
     def _discover(self):
         """Abstract trace(s) that promote model attributes written by the step to state."""
@@ -364,8 +380,11 @@ class CompiledStep:
             fn = self._fn(n)
             state = self.split()
             new_state, aux = fn(state)
-            small = {k: v for k, v in new_state["attrs"].items() if np.ndim(v) == 0}
-            packed, small = jax.device_get((aux["signals"], small))  # one sync per chunk
+            packed, words = jax.device_get((aux["signals"], aux["scalars"]))  # one sync
+            packed_names = {k for k, _ in self._shared.scalars}
+            wide = {k: v for k, v in new_state["attrs"].items()
+                    if np.ndim(v) == 0 and k not in packed_names}  # 64-bit ones (x64 mode)
+            wide = jax.device_get(wide) if wide else wide
             flags = _unpack(packed, self._shared.layout)
             over = [k for k, v in flags.items() if ":" in k and k.split(":")[0] not in ("error", "diag")
                     and np.any(v)]
@@ -398,8 +417,9 @@ class CompiledStep:
             if name.startswith("diag:"):
                 diag[name[5:]] = diag.get(name[5:], 0) + int(np.sum(v))
         self.merge(new_state)
-        for k, v in small.items():
-            v = np.asarray(v)
+        scalars = [(k, np.asarray(w, np.int32).view(dtype) if dtype.itemsize == 4 else np.asarray(w).astype(dtype))
+                   for (k, dtype), w in zip(self._shared.scalars, np.asarray(words))]
+        for k, v in scalars + [(k, np.asarray(v)) for k, v in wide.items()]:
             m.__dict__[k] = bool(v) if v.dtype == np.bool_ else (int(v) if v.dtype.kind in "iu" else float(v))
         m.__dict__["_mj_version"] = m.__dict__.get("_mj_version", 0) + 1
         targets = self._shared.targets if self._targets is None else self._targets
