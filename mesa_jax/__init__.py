@@ -13,6 +13,8 @@ and jitted. Contents:
 
 import os as _os
 
+from . import _malloc  # noqa: F401  (allocator settings: before JAX starts its threads)
+
 import jax as _jax
 
 from . import discrete_space, space
