@@ -425,6 +425,8 @@ class AgentSet:
 
             return _ops._vectorised(self._mj_traced_lists(), lambda a: getattr(a, attr_names),
                                     None, False, "AgentSet.get")
+        if handle_missing not in ("error", "default"):
+            raise ValueError(f"Unknown handle_missing option: {handle_missing}")
         names = [attr_names] if isinstance(attr_names, str) else list(attr_names)
         out = []
         for t, rows in self._host_parts():
@@ -432,10 +434,10 @@ class AgentSet:
             for n in names:
                 if t.has(n):
                     cols.append([t.get(r, n) for r in rows])
-                elif handle_missing == "default":
-                    cols.append([default_value] * len(rows))
+                elif handle_missing == "default":  # properties, unique_id, ... as Mesa
+                    cols.append([getattr(t.handle(r), n, default_value) for r in rows])
                 else:
-                    raise AttributeError(f"'{t.cls.__name__}' object has no attribute '{n}'")
+                    cols.append([getattr(t.handle(r), n) for r in rows])
             out.extend(zip(*cols) if len(names) > 1 else cols[0])
         return [list(v) for v in out] if len(names) > 1 else out
 

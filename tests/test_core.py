@@ -290,3 +290,36 @@ def test_traced_random_draws_cover_their_ranges():
     assert set(small.tolist()) == {1, 2, 3, 4, 5, 6}
     assert u.min() >= 2.0 and u.max() < 4.0 and abs(u.mean() - 3.0) < 0.05
     assert g.min() >= 0 and g.max() < 100_000 and abs(g.mean() / 1e5 - 0.5) < 0.03
+
+
+def test_agentset_get_reads_properties_and_unique_id_as_mesa():
+    """``AgentSet.get`` is ``getattr`` per agent in Mesa: columns, ``unique_id``,
+    properties; ``handle_missing="default"`` fills, an unknown option is a ValueError."""
+
+    def build(lib):
+        class Thing(lib.Agent):
+            def __init__(self, model, v):
+                super().__init__(model)
+                self.v = v
+
+            @property
+            def double(self):
+                return 2 * self.v
+
+        class M(lib.Model):
+            def __init__(self):
+                super().__init__(seed=1)
+                Thing.create_agents(self, 4, [1, 2, 3, 4])
+
+        return M()
+
+    real, ours = build(mesa), build(mesa_jax)
+    for names in ("unique_id", "double", ["v", "double", "unique_id"]):
+        assert ours.agents.get(names) == real.agents.get(names)
+    assert (ours.agents.get("nope", handle_missing="default", default_value=-1)
+            == real.agents.get("nope", handle_missing="default", default_value=-1) == [-1] * 4)
+    for model in (real, ours):
+        with pytest.raises(AttributeError):
+            model.agents.get("nope")
+        with pytest.raises(ValueError, match="Unknown handle_missing option"):
+            model.agents.get("v", handle_missing="skip")
