@@ -261,16 +261,8 @@ class CompiledStep:
 
         def with_scalars(state):
             new_state, aux = many(state)
-            # the model's scalar attributes after the chunk, bit for bit as int32, in one
-            # vector with the signals: one transfer a step instead of one per attribute
-            names = sorted(k for k, v in new_state["attrs"].items()
-                           if jnp.ndim(v) == 0 and jnp.dtype(v).itemsize <= 4)
-            words = [jax.lax.bitcast_convert_type(jnp.asarray(new_state["attrs"][k]), jnp.int32)
-                     if jnp.dtype(new_state["attrs"][k]).itemsize == 4
-                     else jnp.asarray(new_state["attrs"][k]).astype(jnp.int32) for k in names]
-            self._shared.scalars = [(k, jnp.dtype(new_state["attrs"][k])) for k in names]
-            aux = dict(aux, scalars=jnp.stack(words) if words else jnp.zeros(0, jnp.int32))
-            return new_state, aux
+            self._shared.scalars, words = _pack_scalars(new_state["attrs"])
+            return new_state, dict(aux, scalars=words)
 
         return jax.jit(with_scalars)
 
@@ -417,8 +409,7 @@ class CompiledStep:
             if name.startswith("diag:"):
                 diag[name[5:]] = diag.get(name[5:], 0) + int(np.sum(v))
         self.merge(new_state)
-        scalars = [(k, np.asarray(w, np.int32).view(dtype) if dtype.itemsize == 4 else np.asarray(w).astype(dtype))
-                   for (k, dtype), w in zip(self._shared.scalars, np.asarray(words))]
+        scalars = _unpack_scalars(self._shared.scalars, words)
         for k, v in scalars + [(k, np.asarray(v)) for k, v in wide.items()]:
             m.__dict__[k] = bool(v) if v.dtype == np.bool_ else (int(v) if v.dtype.kind in "iu" else float(v))
         m.__dict__["_mj_version"] = m.__dict__.get("_mj_version", 0) + 1
@@ -426,6 +417,25 @@ class CompiledStep:
         self._shared.targets = targets
         for path, rec in zip(targets, aux["collected"]):
             _resolve_path(m, path)._append_device(rec, n if n > 1 else 1)
+
+
+def _pack_scalars(attrs):
+    """((name, dtype) layout, int32 vector) of the scalar attributes of at most 32 bits, bit
+    for bit: they leave the step with the signals, one transfer instead of one each."""
+    layout, words = [], []
+    for k in sorted(attrs):
+        v = jnp.asarray(attrs[k])
+        if v.ndim == 0 and v.dtype.itemsize <= 4:
+            layout.append((k, v.dtype))
+            words.append(jax.lax.bitcast_convert_type(v, jnp.int32) if v.dtype.itemsize == 4
+                         else v.astype(jnp.int32))
+    return layout, jnp.stack(words) if words else jnp.zeros(0, jnp.int32)
+
+
+def _unpack_scalars(layout, words):
+    """[(name, numpy scalar)] from ``_pack_scalars``' layout and the fetched vector."""
+    return [(k, np.asarray(w, np.int32).view(dtype) if dtype.itemsize == 4 else np.asarray(w).astype(dtype))
+            for (k, dtype), w in zip(layout, np.asarray(words))]
 
 
 def _unpack(packed, layout):

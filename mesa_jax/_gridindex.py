@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._random import _randint
 from .errors import register_step_error
 
 __all__ = ["CellGeometry", "GridGeometry", "NetworkGeometry", "build_cell_index", "pick_empty"]
@@ -80,8 +81,6 @@ def pick_empty(empty):
     The empty cells are listed once (shared by the vmapped agents); each agent draws a
     slot of the list: one gather, where a binary search over the running count took a
     while loop per agent."""
-    from ._random import _randint
-
     csum = jnp.cumsum(empty.astype(jnp.int32))
     n = csum[-1]
     num = empty.shape[0]
