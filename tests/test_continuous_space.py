@@ -14,6 +14,7 @@ import pytest
 
 from _stats import ks_2samp
 from mesa_jax.redirect import mesa_example
+from mesa_jax.experimental.continuous_space._space import _CELL_CANDIDATE_COST, _ContinuousGeometry
 from models.continuous import Field
 
 BOIDS = "mesa.examples.basic.boid_flockers.model"
@@ -31,11 +32,15 @@ def _brute(model, torus, size):
 
 @pytest.mark.parametrize("torus,clump,n", [(True, False, 600), (False, False, 600),
                                            (True, True, 600), (True, True, 60)])
-def test_traced_radius_queries_match_brute_force(torus, clump, n):
-    size, radius = 20.0, 3.0
-    # 600 agents: spread out they are found through the cell list (6x6 cells); clumped,
-    # the list grows and replays until it would hold more candidates than rows, then
-    # every row is a candidate. 60 agents (<= 512 rows): every row from the start
+def test_traced_radius_queries_match_brute_force(torus, clump, n, monkeypatch):
+    size, radius = 20.0, 1.0
+    used = []  # traces that answered a query from the cell list
+    real = _ContinuousGeometry._cell_candidates
+    monkeypatch.setattr(_ContinuousGeometry, "_cell_candidates",
+                        lambda *a, **k: used.append(1) or real(*a, **k))
+    # 600 agents: spread out they are found through the cell list (20x20 cells); clumped,
+    # the list grows and replays until it would hold more than a third as many candidates
+    # as rows, then every row is a candidate. 60 agents (<= 512 rows): every row from the start
     m = Field(n=n, size=size, radius=radius, torus=torus, clump=clump, moving=torus, seed=2)
     m.agents.do("look")  # eager reference on the same positions
     eager = [(a.count, {b.unique_id for b in a.nearby}) for a in m.agents]
@@ -55,11 +60,11 @@ def test_traced_radius_queries_match_brute_force(torus, clump, n):
     k = caps.get("cell_index:Continuous:" + type(agents[0]).__name__, 8)
     rows = next(iter(m._mj_tables.values())).cap
     if n <= 512:  # every row a candidate: no cell list, nothing to grow
-        assert m._mj_compiled.replays == 0 and k == 8
+        assert m._mj_compiled.replays == 0 and k == 8 and not used
     elif clump:  # 600 agents in a 2x2 corner: the cell list had to grow and replay
-        assert m._mj_compiled.replays > 0 and k * 9 >= rows
+        assert m._mj_compiled.replays > 0 and _CELL_CANDIDATE_COST * k * 9 >= rows and used
     else:
-        assert k * 9 < rows
+        assert _CELL_CANDIDATE_COST * k * 9 < rows and used
 
 
 def test_eager_queries_match_mesa():

@@ -40,6 +40,10 @@ _OUT_OF_BOUNDS = register_step_error(
 
 
 _ALL_PAIRS_ROWS = 512  # up to this many rows radius queries test every row
+# A cell-list candidate costs about 3x an all-pairs one (gathers by row id instead of
+# broadcasts; 4,000 boids: 8.5 ns vs 2.9 ns per candidate, docs/benchmarks.md), so the
+# cell list is used only while it offers fewer than a third as many candidates.
+_CELL_CANDIDATE_COST = 3
 
 
 class _ContinuousGeometry:
@@ -109,10 +113,11 @@ class _ContinuousGeometry:
         name = self.index_flag(table)
         k = ctx.capacities.get(name, 8)
         table_nb = grid.neighbour_table(1, True, True)
-        if table.cap <= _ALL_PAIRS_ROWS or k * table_nb.shape[1] >= table.cap:
+        if table.cap <= _ALL_PAIRS_ROWS or \
+                _CELL_CANDIDATE_COST * k * table_nb.shape[1] >= table.cap:
             # few agents, or agents crowd so that the cells around a point may hold more
-            # candidates than there are rows (flocks): every row is a candidate, no index
-            # to build or outgrow (each growth is a recompile)
+            # than a third as many candidates as there are rows (flocks): every row is a
+            # candidate, no index to build or outgrow (each growth is a recompile)
             rows = jnp.arange(table.cap, dtype=jnp.int32)
             ok = table.alive
         else:
