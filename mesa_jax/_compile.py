@@ -388,11 +388,11 @@ class CompiledStep:
                     old = self.capacities.get(cap, default_capacity(cap))
                     self.capacities[cap] = max(-(-old * 3 // 2), -(-int(np.max(flags[k])) * 5 // 4))
                     continue
-                if k.startswith("listcol:"):  # a list-of-agents column: widen it
-                    for t in m._mj_tables.values():
+                if k.startswith("listcol:"):  # a list-of-agents column: widen it (to
+                    for t in m._mj_tables.values():  # the lists' capacity when that was asked)
                         if k in t.list_flags:
-                            col = t.list_flags[k]
-                            t.resize_list_column(col, 2 * t.cols[col].shape[1])
+                            col, slots = t.list_flags[k]
+                            t.resize_list_column(col, slots or 2 * t.cols[col].shape[1])
                     continue
                 self.capacities[k] = self.capacities.get(k, default_capacity(k)) * 2
             self.replays += 1

@@ -79,7 +79,7 @@ class AgentTable:
         self.host_version = 0  # bumped by every host-side write
         self.enums: dict = {}  # column name -> Enum class whose members it holds as codes
         self.agent_lists: dict = {}  # column name -> table whose rows it lists ([cap, width], -1 pad)
-        self.list_flags: dict = {}  # overflow flag name -> list column
+        self.list_flags: dict = {}  # overflow flag -> (list column, width asked or None: double)
         self.fitted = False  # spare rows trimmed once (see fit)
 
     # ----------------------------------------------------------------- rows

@@ -7,13 +7,15 @@ p > 0.01; means within 0.08 and 1.0).
 """
 
 import importlib
+import importlib.util
+import pathlib
 import warnings
 
 import numpy as np
 import pytest
 
 from _stats import ks_2samp
-from mesa_jax.redirect import mesa_example
+from mesa_jax.redirect import mesa_example, redirect
 from mesa_jax.experimental.continuous_space._space import _CELL_CANDIDATE_COST, _ContinuousGeometry
 from models.continuous import Field
 
@@ -132,3 +134,43 @@ def test_boid_flockers_agree_with_mesa():
         _, p = ks_2samp(ours[:, i], real[:, i])
         assert p > 0.01, f"{name}: KS p={p:.4f}"
         assert abs(ours[:, i].mean() - real[:, i].mean()) < tol, name
+
+
+def _load_file(name, path, redirected):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    if redirected:
+        with redirect():
+            spec.loader.exec_module(module)
+    else:
+        spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("n_birds,n_rocks,size,vision", [(40, 15, 10.0, 2.0), (700, 100, 40.0, 1.0)])
+def test_two_classes_in_one_space_see_what_mesa_sees(n_birds, n_rocks, size, vision, monkeypatch):
+    # radius and nearest-neighbour queries, difference vectors and boolean-mask sums over
+    # a list holding birds and rocks, compiled, against real Mesa on the same positions;
+    # 700 birds: the birds come from a cell list, the rocks from every row
+    used = []
+    real_candidates = _ContinuousGeometry._cell_candidates
+    monkeypatch.setattr(_ContinuousGeometry, "_cell_candidates",
+                        lambda *a, **k: used.append(a[2].cls.__name__) or real_candidates(*a, **k))
+    path = str(pathlib.Path(__file__).parent / "models" / "two_class_continuous.py")
+    out = []
+    for name, redirected in (("two_class_mesa", False), ("two_class_mesa_jax", True)):
+        mod = _load_file(name, path, redirected)
+        m = mod.Flock(n_birds=n_birds, n_rocks=n_rocks, size=size, vision=vision, seed=3)
+        m.step()
+        if redirected:
+            assert m._mj_compiled.trace_count >= 1
+        out.append({a.unique_id: (a.birds, a.rocks, np.asarray(a.push, float), a.nearest_gap,
+                                  a.nearest_rock) for a in m.agents_by_type[mod.Bird]})
+    real, ours = out
+    assert real.keys() == ours.keys()
+    for uid, (birds, rocks, push, gap, rock) in real.items():
+        o = ours[uid]
+        assert (o[0], o[1], o[4]) == (birds, rocks, rock), uid
+        np.testing.assert_allclose(o[2], push, atol=1e-4)
+        assert abs(o[3] - gap) < 1e-4
+    assert ("Bird" in used) == (n_birds > 512) and "Rock" not in used

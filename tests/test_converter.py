@@ -34,3 +34,22 @@ def test_traced_equals_eager(method):
 def test_converted_source_is_readable():
     src = mesa_jax._convert.converted_source(Walker.c_while)
     assert "__mj.while_" in src
+
+
+def test_one_file_loaded_twice_gets_a_conversion_per_module(tmp_path):
+    # the same file run as two modules (a script run twice, a notebook's %run) has equal
+    # code objects; each conversion must read its own module's globals
+    import importlib.util
+
+    from mesa_jax._convert import convert
+
+    path = tmp_path / "mj_twice.py"
+    path.write_text("LIMIT = 1\n\n\ndef over(x):\n    if x > LIMIT:\n        return 1\n    return 0\n")
+    mods = []
+    for name in ("mj_twice_a", "mj_twice_b"):
+        spec = importlib.util.spec_from_file_location(name, path)
+        mods.append(importlib.util.module_from_spec(spec))
+        spec.loader.exec_module(mods[-1])
+    mods[1].LIMIT = 50
+    assert convert(mods[0].over)(2) == 1
+    assert convert(mods[1].over)(2) == 0

@@ -6,10 +6,12 @@ differ from Mesa's float64 in the last digits). Inside a compiled step:
 * ``agent.position`` is the agent's ``[d]`` row; assigning wraps it on a torus, and off a
   non-torus space raises Mesa's ``ValueError`` after the step;
 * ``get_neighbors_in_radius`` / ``space.get_agents_in_radius`` return a traced list of
-  agents and their distances as a :class:`~mesa_jax._masked.MaskedRows`, from a cell list;
+  agents and their distances as a :class:`~mesa_jax._masked.MaskedRows`, from a cell list
+  (or every row, when that is cheaper); with several agent classes in the space, a
+  ``MultiList`` (one list per class) and the distances concatenated in the same order;
 * ``calculate_difference_vector`` / ``calculate_distances`` return ``MaskedRows``;
-* ``get_nearest_neighbors`` / ``get_k_nearest_agents`` compare against every agent of the
-  class (top-k), fine for thousands of agents.
+* ``get_nearest_neighbors`` / ``get_k_nearest_agents`` compare against every agent (top-k),
+  fine for thousands of agents.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..._collections import TracedList
+from ..._collections import MultiList, TracedList
 from ..._context import current, is_traced
 from ..._gridindex import GridGeometry, build_cell_index
 from ..._masked import MaskedRows, norm_last
@@ -186,6 +188,13 @@ class ContinuousSpace:
             return []
         return self.geom.tables(self._model)
 
+    def _traced_tables(self):
+        tables = self._tables()
+        if not tables:
+            raise UnsupportedError("a query on a continuous space no agent was placed in before "
+                                   "the step", "place the agents in `Model.__init__`")
+        return tables
+
     def _min_image(self, delta):
         """Difference vectors the short way round a torus (Mesa's rule)."""
         if not self.torus:
@@ -201,21 +210,27 @@ class ContinuousSpace:
         pos = np.array([np.asarray(a._table.cols[_COLUMN])[a._row] for a in agents], dtype=float)
         return agents, pos.reshape(-1, self.ndims)
 
-    def _traced_list(self, agents):
+    def _traced_lists(self, agents):
+        """One traced list per agent class of ``agents`` (all the space's agents when None)."""
         if agents is None:
-            tables = self._tables()
-            if len(tables) != 1:
-                raise UnsupportedError("a continuous-space query over agents of several classes",
-                                       "keep one agent class in the space")
-            t = tables[0]
-            return TracedList(jnp.arange(t.cap, dtype=jnp.int32), t.alive, table=t)
+            return [TracedList(jnp.arange(t.cap, dtype=jnp.int32), t.alive, table=t)
+                    for t in self._traced_tables()]
         from ..._ops import traced_lists
         from ..._random import _as_list
 
         lists = traced_lists(agents)
-        if lists is None or len(lists) != 1 or lists[0].table is None:
-            return _as_list(agents, "calculate_difference_vector")
-        return lists[0]
+        if lists is None or any(lst.table is None for lst in lists):
+            return [_as_list(agents, "calculate_difference_vector")]
+        return lists
+
+    @staticmethod
+    def _joined(lists, parts):
+        """The agents of ``lists`` as one traced collection, and ``parts`` (one masked array
+        per list) concatenated in the same order, as the agents' ``MaskedRows``."""
+        agents = lists[0] if len(lists) == 1 else MultiList(lists)
+        data = parts[0] if len(parts) == 1 else jnp.concatenate(parts)
+        mask = lists[0].mask if len(lists) == 1 else jnp.concatenate([lst.mask for lst in lists])
+        return agents, MaskedRows(data, mask)
 
     # ------------------------------------------------------------- queries
     @property
@@ -228,16 +243,19 @@ class ContinuousSpace:
     @property
     def agent_positions(self):
         if current() is not None:
-            lst = self._traced_list(None)
-            return MaskedRows(lst.table.cols[_COLUMN], lst.mask)
+            lists = self._traced_lists(None)
+            return self._joined(lists, [lst.table.cols[_COLUMN] for lst in lists])[1]
         return self._host_rows()[1]
 
     def calculate_difference_vector(self, point, agents=None):
         """``positions - point`` for ``agents`` (all when None), the short way on a torus."""
         if current() is not None:
-            lst = self._traced_list(agents)
-            pos = lst.table.cols[_COLUMN][jnp.clip(lst.values, 0, None)]
-            return MaskedRows(self._min_image(pos - jnp.asarray(point, pos.dtype)), lst.mask)
+            lists = self._traced_lists(agents)
+            parts = []
+            for lst in lists:
+                pos = lst.table.cols[_COLUMN][jnp.clip(lst.values, 0, None)]
+                parts.append(self._min_image(pos - jnp.asarray(point, pos.dtype)))
+            return self._joined(lists, parts)[1]
         _, pos = self._host_rows(None if agents is None else list(agents))
         delta = pos - np.asanyarray(point)
         if self.torus:
@@ -252,8 +270,8 @@ class ContinuousSpace:
                 raise UnsupportedError("cdist keyword arguments in a compiled step",
                                        "use the Euclidean default")
             delta = self.calculate_difference_vector(point, agents)
-            lst = self._traced_list(agents)
-            return MaskedRows(norm_last(delta.data), delta.mask), lst
+            lists = self._traced_lists(agents)
+            return MaskedRows(norm_last(delta.data), delta.mask), self._joined(lists, [delta.data])[0]
         agents, pos = self._host_rows(None if agents is None else list(agents))
         delta = self.calculate_difference_vector(point, agents)
         if self.torus or not kwargs:
@@ -268,13 +286,12 @@ class ContinuousSpace:
         """(agents, distances) within ``radius`` of ``point`` (inclusive)."""
         ctx = current()
         if ctx is not None:
-            tables = self._tables()
-            if len(tables) != 1:
-                raise UnsupportedError("a radius query over agents of several classes in a "
-                                       "compiled step", "keep one agent class in the space")
-            t = tables[0]
-            rows, ok, dist = self.geom.query(ctx, t, jnp.asarray(point, jnp.float32), radius)
-            return TracedList(rows, ok, table=t), MaskedRows(dist, ok)
+            lists, dists = [], []
+            for t in self._traced_tables():  # a cell list per class
+                rows, ok, dist = self.geom.query(ctx, t, jnp.asarray(point, jnp.float32), radius)
+                lists.append(TracedList(rows, ok, table=t))
+                dists.append(dist)
+            return self._joined(lists, dists)
         dists, agents = self.calculate_distances(point)
         keep = dists <= radius
         return [a for a, k in zip(agents, keep) if k], dists[keep]
@@ -282,11 +299,21 @@ class ContinuousSpace:
     def get_k_nearest_agents(self, point, k=1):
         """(agents, distances) of the ``k`` agents nearest ``point``."""
         if current() is not None:
-            dists, lst = self.calculate_distances(point)
+            dists, _ = self.calculate_distances(point)
+            lists = self._traced_lists(None)
             d = jnp.where(dists.mask, dists.data, jnp.inf)
+            k = min(k, d.shape[0])
             neg, idx = jax.lax.top_k(-d, k)
             ok = jnp.isfinite(neg)
-            return TracedList(lst.values[idx], ok, table=lst.table), MaskedRows(-neg, ok)
+            picked, at = [], 0
+            for lst in lists:  # the k nearest, split by class (slots of other classes masked)
+                mine = ok & (idx >= at) & (idx < at + lst.capacity)
+                picked.append(TracedList(lst.values[jnp.clip(idx - at, 0, lst.capacity - 1)], mine,
+                                         table=lst.table))
+                at += lst.capacity
+            if len(picked) == 1:
+                return picked[0], MaskedRows(-neg, ok)
+            return self._joined(picked, [-neg] * len(picked))
         dists, agents = self.calculate_distances(point)
         idx = np.argpartition(dists, k)[:k] if k < len(dists) else np.arange(len(dists))
         return [agents[i] for i in idx], dists[idx]
@@ -368,12 +395,18 @@ class ContinuousSpaceAgent(Agent):
     def remove(self) -> None:
         super().remove()
 
+    def _without_self(self, agents, dists):
+        """Traced (agents, distances) with this agent's slot masked out."""
+        lists = agents.lists if isinstance(agents, MultiList) else [agents]
+        kept = [lst.with_mask(lst.mask & (lst.values != self._row)) if lst.table is self._table
+                else lst for lst in lists]
+        return self.space._joined(kept, [dists.data])
+
     def get_neighbors_in_radius(self, radius=1):
         """(agents, distances) within ``radius``, without this agent."""
         agents, dists = self.space.get_agents_in_radius(self.position, radius=radius)
         if current() is not None:
-            keep = agents.mask & (agents.values != self._row) if agents.table is self._table else agents.mask
-            return agents.with_mask(keep), MaskedRows(dists.data, keep)
+            return self._without_self(agents, dists)
         keep = np.asarray([a is not self for a in agents], dtype=bool)
         return [a for a, k in zip(agents, keep) if k], dists[keep] if len(agents) else dists
 
@@ -381,7 +414,6 @@ class ContinuousSpaceAgent(Agent):
         """(agents, distances) of the ``k`` nearest other agents."""
         agents, dists = self.space.get_k_nearest_agents(self.position, k=k + 1)
         if current() is not None:
-            keep = agents.mask & (agents.values != self._row) if agents.table is self._table else agents.mask
-            return agents.with_mask(keep), MaskedRows(dists.data, keep)
+            return self._without_self(agents, dists)
         keep = np.asarray([a is not self for a in agents], dtype=bool)
         return [a for a, kk in zip(agents, keep) if kk], dists[keep]
