@@ -568,8 +568,8 @@ def convert(fn):
     """
     if getattr(fn, "__mj_converted__", False):
         return fn
-    # code objects compare by value: the same source run twice (a module reloaded) must not
-    # share a conversion bound to the old module's globals. The cached function keeps ``fn``
+    # code objects compare by value: one file loaded as two modules (a script run twice)
+    # must not share a conversion bound to the first module's globals. The cached function keeps ``fn``
     # (its globals and cells) alive, so these ids are not reused while the entry exists.
     key = (fn.__code__, id(fn.__globals__), fn.__closure__ and tuple(id(c) for c in fn.__closure__))
     hit = _cache.get(key)

@@ -10,8 +10,8 @@ trim threshold was not enough: 4,000 boids with all-pairs queries free over 1 Gi
 the heap's top some steps, and re-faulting it cost 1-2.5 s of system time on such steps.)
 
 The cost: the heap stays at its peak (freed memory is reused by the process, not given
-back to the system until it exits). ``MESA_JAX_TUNE_MALLOC=0`` leaves the allocator alone. Only glibc
-(Linux) has ``mallopt``; elsewhere this does nothing. The arena limit only reaches
+back to the system until it exits). ``MESA_JAX_TUNE_MALLOC=0`` leaves the allocator
+alone. Only glibc (Linux) has ``mallopt``; elsewhere this does nothing. The arena limit only reaches
 threads that have not allocated yet: it works when ``mesa_jax`` is imported before JAX
 has run anything.
 """
