@@ -164,13 +164,16 @@ def test_two_classes_in_one_space_see_what_mesa_sees(n_birds, n_rocks, size, vis
         m.step()
         if redirected:
             assert m._mj_compiled.trace_count >= 1
-        out.append({a.unique_id: (a.birds, a.rocks, np.asarray(a.push, float), a.nearest_gap,
-                                  a.nearest_rock) for a in m.agents_by_type[mod.Bird]})
-    real, ours = out
+        out.append(({a.unique_id: (a.birds, a.rocks, np.asarray(a.push, float), a.nearest_gap,
+                                   a.nearest_rock, a.total_distance)
+                     for a in m.agents_by_type[mod.Bird]}, m.centre))
+    (real, real_centre), (ours, our_centre) = out
     assert real.keys() == ours.keys()
-    for uid, (birds, rocks, push, gap, rock) in real.items():
+    assert abs(our_centre - real_centre) < 1e-4 * size
+    for uid, (birds, rocks, push, gap, rock, total) in real.items():
         o = ours[uid]
         assert (o[0], o[1], o[4]) == (birds, rocks, rock), uid
         np.testing.assert_allclose(o[2], push, atol=1e-4)
         assert abs(o[3] - gap) < 1e-4
+        assert abs(o[5] - total) < 1e-5 * total
     assert ("Bird" in used) == (n_birds > 512) and "Rock" not in used

@@ -26,6 +26,7 @@ class Bird(ContinuousSpaceAgent):
         self.push = np.zeros(2)
         self.nearest_gap = 0.0
         self.nearest_rock = False
+        self.total_distance = 0.0
 
     def look(self):
         neighbors, distances = self.get_neighbors_in_radius(radius=self.vision)
@@ -37,6 +38,8 @@ class Bird(ContinuousSpaceAgent):
         near, gaps = self.get_nearest_neighbors(k=2)
         self.nearest_gap = float(gaps.min())
         self.nearest_rock = any(isinstance(n, Rock) for n in near)
+        everyone, _ = self.space.calculate_distances(self.position)
+        self.total_distance = float(everyone.sum())
 
 
 class Flock(mesa.Model):
@@ -48,6 +51,9 @@ class Flock(mesa.Model):
             Bird(self, self.space, p, vision)
         for p in rng.random((n_rocks, 2)) * size:
             Rock(self, self.space, p)
+        self.centre = 0.0
+
 
     def step(self):
         self.agents_by_type[Bird].do("look")
+        self.centre = float(self.space.agent_positions.mean())
