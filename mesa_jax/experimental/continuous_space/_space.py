@@ -311,8 +311,6 @@ class ContinuousSpace:
                 picked.append(TracedList(lst.values[jnp.clip(idx - at, 0, lst.capacity - 1)], mine,
                                          table=lst.table))
                 at += lst.capacity
-            if len(picked) == 1:
-                return picked[0], MaskedRows(-neg, ok)
             return self._joined(picked, [-neg] * len(picked))
         dists, agents = self.calculate_distances(point)
         idx = np.argpartition(dists, k)[:k] if k < len(dists) else np.arange(len(dists))
