@@ -262,7 +262,8 @@ class CompiledStep:
         def with_scalars(state):
             new_state, aux = many(state)
             self._shared.scalars, words = _pack_scalars(new_state["attrs"])
-            return new_state, dict(aux, scalars=words)
+            # signals (every step of the chunk) then scalars: one array, one transfer
+            return new_state, dict(aux, signals=jnp.concatenate([aux["signals"].reshape(-1), words]))
 
         return jax.jit(with_scalars)
 
@@ -372,7 +373,9 @@ class CompiledStep:
             fn = self._fn(n)
             state = self.split()
             new_state, aux = fn(state)
-            packed, words = jax.device_get((aux["signals"], aux["scalars"]))  # one sync
+            packed = np.asarray(aux["signals"])  # the one sync of the chunk
+            cut = packed.size - len(self._shared.scalars)
+            packed, words = packed[:cut], packed[cut:]
             packed_names = {k for k, _ in self._shared.scalars}
             wide = {k: v for k, v in new_state["attrs"].items()
                     if np.ndim(v) == 0 and k not in packed_names}  # 64-bit ones (x64 mode)
