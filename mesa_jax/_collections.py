@@ -23,22 +23,34 @@ def prefix_count(mask):
     a triangular matrix: on the CPU it is several times faster than ``cumsum`` over a
     small minor axis once vmapped over 10^5 agents. Longer ones (candidate lists of
     radius queries, up to 4096) take two such products: within blocks of 16, then across.
+    Longer still (every cell of a grid): products within blocks of 64, then the same over
+    the blocks' totals (XLA's ``cumsum`` on the CPU is a reduce-window: over 10^4 cells
+    ~35 us; Schelling's claim rounds spent 10-20% of the step there).
     """
     m = jnp.asarray(mask)
-    k = m.shape[-1]
-    if k <= 64:
-        tri = jnp.triu(jnp.ones((k, k), jnp.float32))
-        return jnp.round(m.astype(jnp.float32) @ tri).astype(jnp.int32)
-    if k > 4096:
+    if m.shape[-1] >= 1 << 24:  # float32 running sums would no longer be exact
         return jnp.cumsum(m.astype(jnp.int32), axis=-1)
-    # two levels: running counts inside blocks of 16, then the counts of the blocks before
-    b = 16
+    return _running_sum(m.astype(jnp.float32))
+
+
+def _running_sum(x):
+    """Inclusive running sum along the last axis of float32 ``x`` holding small whole
+    numbers (exact while the sums stay below 2^24), as int32."""
+    k = x.shape[-1]
+    if k <= 64:
+        return jnp.round(x @ jnp.triu(jnp.ones((k, k), jnp.float32))).astype(jnp.int32)
+    b = 16 if k <= 4096 else 64
     nb = -(-k // b)
-    x = jnp.pad(m.astype(jnp.float32), [(0, 0)] * (m.ndim - 1) + [(0, nb * b - k)])
-    inner = x.reshape(m.shape[:-1] + (nb, b)) @ jnp.triu(jnp.ones((b, b), jnp.float32))
-    before = inner[..., -1] @ jnp.triu(jnp.ones((nb, nb), jnp.float32), 1)
-    out = (inner + before[..., None]).reshape(m.shape[:-1] + (nb * b,))[..., :k]
-    return jnp.round(out).astype(jnp.int32)
+    x = jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, nb * b - k)])
+    inner = x.reshape(x.shape[:-1] + (nb, b)) @ jnp.triu(jnp.ones((b, b), jnp.float32))
+    totals = inner[..., -1]
+    if nb <= 4096 // 16:  # the blocks before: one more product
+        before = totals @ jnp.triu(jnp.ones((nb, nb), jnp.float32), 1)
+        out = jnp.round(inner + before[..., None]).astype(jnp.int32)
+    else:
+        before = _running_sum(totals) - jnp.round(totals).astype(jnp.int32)
+        out = jnp.round(inner).astype(jnp.int32) + before[..., None]
+    return out.reshape(out.shape[:-2] + (nb * b,))[..., :k]
 
 
 def make_agent_handle(table, row, valid=True):

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._collections import prefix_count
 from ._random import _randint
 from .errors import register_step_error
 
@@ -81,7 +82,7 @@ def pick_empty(empty):
     The empty cells are listed once (shared by the vmapped agents); each agent draws a
     slot of the list: one gather, where a binary search over the running count took a
     while loop per agent."""
-    csum = jnp.cumsum(empty.astype(jnp.int32))
+    csum = prefix_count(empty)
     n = csum[-1]
     num = empty.shape[0]
     listed = jnp.zeros(num, jnp.int32).at[jnp.where(empty, csum - 1, num)].set(

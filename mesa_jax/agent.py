@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 import jax.numpy as jnp
 import numpy as np
 
-from ._collections import TracedList, make_agent_handle
+from ._collections import TracedList, make_agent_handle, prefix_count
 from ._context import current
 from .errors import UnsupportedError
 
@@ -331,7 +331,7 @@ class AgentSet:
             seen = 0
             new = []
             for t, m in parts:
-                c = jnp.cumsum(m.astype(jnp.int32)) + seen
+                c = prefix_count(m) + seen
                 new.append((t, m & (c <= at_most)))
                 seen = seen + jnp.sum(m.astype(jnp.int32))
             parts = new

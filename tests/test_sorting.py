@@ -56,9 +56,10 @@ def test_counting_sort_wide_span_is_replayed():
     assert m._mj_compiled.replays > 0
 
 
-@pytest.mark.parametrize("k", [1, 7, 64, 65, 243, 1000, 5000])
+@pytest.mark.parametrize("k", [1, 7, 64, 65, 243, 1000, 4096, 4097, 10000, 16384, 16385, 300001])
 def test_prefix_count_equals_cumsum(k):
-    """The triangular-product running counts (one level, two levels) equal cumsum."""
+    """The triangular-product running counts (one level, two levels, blocks of 64 over
+    a running sum of the blocks' totals) equal cumsum."""
     import jax
     import jax.numpy as jnp
 
