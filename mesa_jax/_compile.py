@@ -138,6 +138,7 @@ class CompiledStep:
         self._fingerprint = None
         self._shared = None
         self._targets = None
+        self._scalar_inputs: dict = {}  # attribute -> (the Python value set, its device scalar)
 
     def invalidate(self):
         self._fingerprint = None
@@ -175,7 +176,8 @@ class CompiledStep:
                     f"model attribute `{name}` written in a step, holding a "
                     f"{type(v).__name__}", "keep numbers or numpy arrays in attributes a step writes",
                     location=user_location())
-            attrs[name] = _strong(v)
+            cached = self._scalar_inputs.get(name)
+            attrs[name] = cached[1] if cached is not None and cached[0] is v else _strong(v)
         spaces = {str(i): g.data_tables() for i, g in enumerate(_data_geoms(m))}
         return {"tables": tables, "attrs": attrs, "key": self.key, "spaces": spaces}
 
@@ -413,8 +415,13 @@ class CompiledStep:
                 diag[name[5:]] = diag.get(name[5:], 0) + int(np.sum(v))
         self.merge(new_state)
         scalars = _unpack_scalars(self._shared.scalars, words)
+        self._scalar_inputs = {}
         for k, v in scalars + [(k, np.asarray(v)) for k, v in wide.items()]:
-            m.__dict__[k] = bool(v) if v.dtype == np.bool_ else (int(v) if v.dtype.kind in "iu" else float(v))
+            py = bool(v) if v.dtype == np.bool_ else (int(v) if v.dtype.kind in "iu" else float(v))
+            m.__dict__[k] = py
+            # the device scalar goes back in as the next step's input while the attribute
+            # still holds this very object (no host-to-device copy per scalar per step)
+            self._scalar_inputs[k] = (py, new_state["attrs"][k])
         m.__dict__["_mj_version"] = m.__dict__.get("_mj_version", 0) + 1
         targets = self._shared.targets if self._targets is None else self._targets
         self._shared.targets = targets
