@@ -121,7 +121,7 @@ _ROW_COUNT = register_step_error(
         f"mesa_jax keeps model arrays at the length they had in __init__"))
 
 
-_SLOT_FOR_SLOT_MAX = 1 << 25  # list-column elements worth widening to store lists slot for slot
+_SLOT_FOR_SLOT_MAX = 1 << 24  # list-column elements (64 MiB) worth widening to store lists slot for slot
 
 
 def signal_default(name):
@@ -381,7 +381,7 @@ class TraceContext:
         mask ``rows >= 0``). A list with no more slots than ``width`` is stored slot for
         slot (no compaction: a scatter per agent). A longer one is compacted, valid ones
         first; more agents than ``width`` raise a flag: the host widens and replays. When
-        slot-for-slot storage of such lists stays small (rows x slots <= 2^25) the host is
+        slot-for-slot storage of such lists stays small (rows x slots <= 2^24) the host is
         asked once to widen the column to the list's capacity: compacting costs a prefix
         count over every slot each step (4,000 boids with all-pairs lists: 113 -> 58 ms)."""
         from ._collections import TracedList
