@@ -65,6 +65,8 @@ def test_traced_radius_queries_match_brute_force(torus, clump, n, monkeypatch):
         assert m._mj_compiled.replays == 0 and k == 8 and not used
     elif clump:  # 600 agents in a 2x2 corner: the cell list had to grow and replay
         assert m._mj_compiled.replays > 0 and _CELL_CANDIDATE_COST * k * 9 >= rows and used
+        # and `nearby` was widened to the all-rows lists: stored slot for slot, not compacted
+        assert next(iter(m._mj_tables.values())).cols["nearby"].shape[1] == rows
     else:
         assert _CELL_CANDIDATE_COST * k * 9 < rows and used
 
