@@ -11,9 +11,16 @@ against the same files run by Mesa itself.
   ``batched:16`` activation: KS p > 0.01 and means within 2 agents (30 nodes). Parallel
   activation is measured too: infections cannot pass on within a step, so fewer nodes
   become resistant (documented in docs/porting.md); the test pins the gap's sign.
+  Mesa's example draws its graph from Python's global ``random`` (it passes networkx no
+  seed), so each run seeds that with the run's seed: both sides run on the same 60 graphs
+  and the test is reproducible. Over 30 blocks of 60 seeds (2026-12-04) the batched mean
+  gaps were within 1.05 agents (sd 0.45) and the smallest KS p 0.16; parallel's Resistant
+  gap 0.9-2.3 (sd 0.33) and its Infected gap -0.1-1.7 (sd 0.45), so the bounds below sit
+  more than 4 sd from the measured means.
 """
 
 import importlib
+import random
 
 import numpy as np
 import pytest
@@ -78,7 +85,12 @@ def test_schelling_happy_counts_agree_with_mesa():
 
 
 def _virus_final(cls, seed):
-    m = cls(num_nodes=30, avg_node_degree=3, initial_outbreak_size=3, seed=seed)
+    outside = random.getstate()
+    random.seed(seed)  # the example's networkx graph comes from the global generator
+    try:
+        m = cls(num_nodes=30, avg_node_degree=3, initial_outbreak_size=3, seed=seed)
+    finally:
+        random.setstate(outside)
     for _ in range(10):
         m.step()
     df = m.datacollector.get_model_vars_dataframe()
@@ -110,4 +122,4 @@ def test_virus_on_network_parallel_gap_is_the_documented_one(virus_mesa):
     ours = _virus_ours("parallel")
     gap = virus_mesa[:, 1].mean() - ours[:, 1].mean()
     assert 0.0 < gap < 4.0, f"resistant gap {gap:.2f}"
-    assert abs(ours[:, 0].mean() - virus_mesa[:, 0].mean()) < 2.0
+    assert abs(ours[:, 0].mean() - virus_mesa[:, 0].mean()) < 3.0
