@@ -82,21 +82,27 @@ def run_agents(ctx, agentset, method, args, kwargs, shuffle):
 
 
 def _carried(model, flag_names):
-    """get/put of everything an agent call may change, for a loop carry."""
+    """get/put of everything an agent call may change, for a loop carry.
+
+    Object columns (host values a step does not write, or, during discovery, ones it
+    writes for the first time) are not carried: put() restores their values from before
+    the loop, so nothing traced inside the loop body leaks out of it."""
     tables = list(model._mj_tables.values())
     attr_names = sorted(n for n in model._mj_state_attrs if n in model.__dict__)
+    objects = [{k: v for k, v in t.cols.items() if getattr(v, "dtype", None) == object} for t in tables]
 
     def get(flags, extra=()):
-        return ([(t.alive, dict(t.cols)) for t in tables],
+        return ([(t.alive, {k: v for k, v in t.cols.items() if k not in obj})
+                 for t, obj in zip(tables, objects)],
                 {n: jnp.asarray(model.__dict__[n]) for n in attr_names},
                 {n: jnp.asarray(flags[n]) if n in flags else signal_default(n) for n in flag_names},
                 tuple(extra))
 
     def put(carry):
         tabs, attrs, _, _ = carry
-        for t, (alive, cols) in zip(tables, tabs):
+        for t, obj, (alive, cols) in zip(tables, objects, tabs):
             t.alive = alive
-            t.cols = dict(cols)
+            t.cols = {**obj, **cols}
         for n, v in attrs.items():
             model.__dict__[n] = v
 

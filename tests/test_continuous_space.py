@@ -2,8 +2,14 @@
 against brute force, and Mesa's Boid flockers example against Mesa.
 
 Boids: 50 boids on 50x50 (vision 8), 30 steps, 40 seeds each; the polarisation
-|mean direction| and the mean number of neighbours agree with Mesa's (two-sample KS
-p > 0.01; means within 0.08 and 1.0).
+|mean direction| and the mean number of neighbours. With ``batched:16`` activation both
+agree with Mesa's (two-sample KS p > 0.01; means within 0.08 and 0.6 neighbours). Under
+parallel activation (the default) a boid steers by its neighbours' positions from the
+start of the step, and ends with ~4% fewer neighbours than in Mesa (docs/porting.md):
+the polarisation must still agree (KS p > 0.01, within 0.08) and the neighbour gap
+(Mesa minus ours) stay within -0.3..0.8: 40 seeds cannot resolve its sign reliably. Measured over 12 (parallel) and 6 (batched) blocks of 40 seeds
+(2026-12-04): neighbour gap 0.02-0.42, mean 0.22, sd 0.13 (parallel); -0.15-0.22, sd 0.14
+(batched); smallest polarisation KS p 0.08; batched smallest p 0.08.
 """
 
 import importlib
@@ -15,6 +21,7 @@ import numpy as np
 import pytest
 
 from _stats import ks_2samp
+import mesa_jax
 from mesa_jax.redirect import mesa_example, redirect
 from mesa_jax.experimental.continuous_space._space import _CELL_CANDIDATE_COST, _ContinuousGeometry
 from models.continuous import Field
@@ -127,15 +134,41 @@ def _boids(cls, seed):
     return np.linalg.norm(d.mean(0)), np.mean([len(a.neighbors) for a in m.agents])
 
 
-def test_boid_flockers_agree_with_mesa():
+@pytest.fixture(scope="module")
+def boids_mesa():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ours = np.array([_boids(mesa_example(BOIDS).BoidFlockers, s) for s in range(40)])
-        real = np.array([_boids(importlib.import_module(BOIDS).BoidFlockers, 100 + s) for s in range(40)])
-    for i, (name, tol) in enumerate([("polarisation", 0.08), ("neighbours", 1.0)]):
-        _, p = ks_2samp(ours[:, i], real[:, i])
-        assert p > 0.01, f"{name}: KS p={p:.4f}"
-        assert abs(ours[:, i].mean() - real[:, i].mean()) < tol, name
+        return np.array([_boids(importlib.import_module(BOIDS).BoidFlockers, 100 + s) for s in range(40)])
+
+
+def _boids_ours(activation):
+    mesa_jax.set_activation(activation)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return np.array([_boids(mesa_example(BOIDS).BoidFlockers, s) for s in range(40)])
+    finally:
+        mesa_jax.set_activation("parallel")
+
+
+def _agree(ours, real, name, i, tol):
+    _, p = ks_2samp(ours[:, i], real[:, i])
+    assert p > 0.01, f"{name}: KS p={p:.4f}"
+    assert abs(ours[:, i].mean() - real[:, i].mean()) < tol, name
+
+
+def test_boid_flockers_batched_agree_with_mesa(boids_mesa):
+    # batched activation carries the `self.neighbors` list column through its loop
+    ours = _boids_ours("batched:16")
+    _agree(ours, boids_mesa, "polarisation", 0, 0.08)
+    _agree(ours, boids_mesa, "neighbours", 1, 0.6)
+
+
+def test_boid_flockers_parallel_gap_is_the_documented_one(boids_mesa):
+    ours = _boids_ours("parallel")
+    _agree(ours, boids_mesa, "polarisation", 0, 0.08)
+    gap = boids_mesa[:, 1].mean() - ours[:, 1].mean()
+    assert -0.3 < gap < 0.8, f"neighbour gap {gap:.3f}"  # 4 sd either side of the mean
 
 
 def _load_file(name, path, redirected):
