@@ -51,9 +51,12 @@ class _Shared:
         self.state_attrs = None
         self.space_keys = None
         self.retyped = []  # neighbour tables (by space) the trace passes as data
-        self.targets = None
-        self.scalars = []  # (name, dtype) of the scalar attributes packed after each chunk
-        self.layout = None  # (signal name, size) of the packed signal vector
+        # what the host needs to read a program's outputs, one record per trace (jit keeps
+        # a trace per input signature: a model attribute that changes type traces again,
+        # and setting the old type from the host hits the first trace). Each program tags
+        # its signal vector with its record's index.
+        self.traces = []  # {"layout": [(signal, size)], "scalars": [(name, dtype)], "targets": [path]}
+        self.pending = None  # the record of the step being traced
 
 
 _SHARED: dict = {}
@@ -137,7 +140,6 @@ class CompiledStep:
         self.replays = 0
         self._fingerprint = None
         self._shared = None
-        self._targets = None
         self._scalar_inputs: dict = {}  # attribute -> (the Python value set, its device scalar)
 
     def invalidate(self):
@@ -237,14 +239,15 @@ class CompiledStep:
                 if k not in saved_attrs:
                     del m.__dict__[k]
             m.__dict__.update(saved_attrs)
-        self._targets = [_attr_path(m, dc) for dc, _ in ctx.collected]
         self._promoted = set(ctx.promoted)
         self._retyped = dict(ctx.retyped)
-        # all signals in one int32 vector (one transfer per step); the layout stays here
+        # all signals in one int32 vector (one transfer per step); the layout goes in the
+        # record of this trace (see _Shared.traces)
         names = sorted(ctx.flags)
         parts = [jnp.asarray(ctx.flags[k]).astype(jnp.int32).reshape(-1) for k in names]
         if not discovery and self._shared is not None:
-            self._shared.layout = [(k, p.shape[0]) for k, p in zip(names, parts)]
+            self._shared.pending = {"layout": [(k, p.shape[0]) for k, p in zip(names, parts)],
+                                    "targets": [_attr_path(m, dc) for dc, _ in ctx.collected]}
         packed = jnp.concatenate(parts) if parts else jnp.zeros(0, jnp.int32)
         aux = {"collected": [rec for _, rec in ctx.collected], "signals": packed}
         return new_state, aux
@@ -261,11 +264,15 @@ class CompiledStep:
                 return one(s)
             return jax.lax.scan(body, state, None, length=n)
 
+        shared = self._shared
+
         def with_scalars(state):
             new_state, aux = many(state)
-            self._shared.scalars, words = _pack_scalars(new_state["attrs"])
-            # signals (every step of the chunk) then scalars: one array, one transfer
-            return new_state, dict(aux, signals=jnp.concatenate([aux["signals"].reshape(-1), words]))
+            scalars, words = _pack_scalars(new_state["attrs"])
+            shared.traces.append(dict(shared.pending, scalars=scalars))
+            tag = jnp.asarray([len(shared.traces) - 1], jnp.int32)
+            # the trace's tag, signals (every step of the chunk), scalars: one transfer
+            return new_state, dict(aux, signals=jnp.concatenate([tag, aux["signals"].reshape(-1), words]))
 
         return jax.jit(with_scalars)
 
@@ -376,13 +383,14 @@ class CompiledStep:
             state = self.split()
             new_state, aux = fn(state)
             packed = np.asarray(aux["signals"])  # the one sync of the chunk
-            cut = packed.size - len(self._shared.scalars)
-            packed, words = packed[:cut], packed[cut:]
-            packed_names = {k for k, _ in self._shared.scalars}
+            trace = self._shared.traces[packed[0]]
+            cut = packed.size - len(trace["scalars"])
+            packed, words = packed[1:cut], packed[cut:]
+            packed_names = {k for k, _ in trace["scalars"]}
             wide = {k: v for k, v in new_state["attrs"].items()
                     if np.ndim(v) == 0 and k not in packed_names}  # 64-bit ones (x64 mode)
             wide = jax.device_get(wide) if wide else wide
-            flags = _unpack(packed, self._shared.layout)
+            flags = _unpack(packed, trace["layout"])
             over = [k for k, v in flags.items() if ":" in k and k.split(":")[0] not in ("error", "diag")
                     and np.any(v)]
             if not over:
@@ -414,7 +422,7 @@ class CompiledStep:
             if name.startswith("diag:"):
                 diag[name[5:]] = diag.get(name[5:], 0) + int(np.sum(v))
         self.merge(new_state)
-        scalars = _unpack_scalars(self._shared.scalars, words)
+        scalars = _unpack_scalars(trace["scalars"], words)
         self._scalar_inputs = {}
         for k, v in scalars + [(k, np.asarray(v)) for k, v in wide.items()]:
             py = bool(v) if v.dtype == np.bool_ else (int(v) if v.dtype.kind in "iu" else float(v))
@@ -423,9 +431,7 @@ class CompiledStep:
             # still holds this very object (no host-to-device copy per scalar per step)
             self._scalar_inputs[k] = (py, new_state["attrs"][k])
         m.__dict__["_mj_version"] = m.__dict__.get("_mj_version", 0) + 1
-        targets = self._shared.targets if self._targets is None else self._targets
-        self._shared.targets = targets
-        for path, rec in zip(targets, aux["collected"]):
+        for path, rec in zip(trace["targets"], aux["collected"]):
             _resolve_path(m, path)._append_device(rec, n if n > 1 else 1)
 
 

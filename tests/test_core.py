@@ -130,6 +130,37 @@ def test_model_attribute_written_in_step_becomes_state():
     assert isinstance(m.pot, int)
 
 
+
+def _retyping_model(base):
+    class Counter(base.Model):
+        def __init__(self):
+            super().__init__(seed=1)
+            self.x = 0
+            self.y = 0.0
+
+        def step(self):
+            self.x = self.x + 1
+            self.y = self.y + 0.5
+
+    return Counter()
+
+
+def test_attribute_changing_type_between_steps_reads_back_as_mesa():
+    """An int attribute set to a float from the host traces the step again; setting an
+    int again reuses the first program, and its outputs must be read with that
+    program's layout (they were read with the last trace's: 3 + 1 came back as 5.6e-45)."""
+    values = []
+    for model in (_retyping_model(mesa), _retyping_model(mesa_jax)):
+        seen = []
+        for host_x in (None, 1.5, 3, 2.25, 7):
+            if host_x is not None:
+                model.x = host_x
+            model.step()
+            seen.append((model.x, model.y))
+        values.append(seen)
+    assert values[1] == values[0]
+    assert [type(x) for x, _ in values[1]] == [type(x) for x, _ in values[0]]
+
 def test_capacity_overflow_is_replayed_never_dropped():
     # 200 agents on 2x2 cells: ~50 per cell, far above the initial 8 slots
     m = BoltzmannWealth(n=200, width=2, height=2, seed=5)
