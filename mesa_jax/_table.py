@@ -60,6 +60,71 @@ def _to_python(value, dtype):
     return value
 
 
+class AgentVector(np.ndarray):
+    """An agent's vector attribute read on the host (``agent.direction``).
+
+    A Mesa agent holds the array itself, so ``agent.v[0] = 1`` or ``v = agent.v; v *= 2``
+    change the agent. Here the agent's values live in a column, and a view into it would
+    also change when the attribute is later reassigned (``old = a.v; a.v = new`` must
+    leave ``old`` alone). So this is a copy whose item assignment and in-place arithmetic
+    are written back to the agent; its memory is read-only otherwise, so other writes
+    (through a slice, ``fill``, ``np.copyto``) raise numpy's read-only error instead of
+    being lost.
+    """
+
+    def __array_finalize__(self, obj):
+        self._mj_owner = None  # views and results made from it write nowhere
+
+    @classmethod
+    def of(cls, table, row, name, values):
+        v = np.array(values).view(cls)
+        v.flags.writeable = False
+        v._mj_owner = (table, row, name)
+        return v
+
+    def _write(self, op):
+        if self._mj_owner is None:  # a copy (`.astype`) is free; a view is not
+            if not self.flags.writeable:
+                raise ValueError("assignment destination is read-only (a part of an agent's "
+                                 "vector attribute: assign the whole attribute instead)")
+            op(self.view(np.ndarray))
+            return
+        self.flags.writeable = True
+        try:
+            op(self.view(np.ndarray))
+        finally:
+            self.flags.writeable = False
+        table, row, name = self._mj_owner
+        table.set(row, name, np.array(self.view(np.ndarray)))
+
+    def __setitem__(self, key, value):
+        self._write(lambda a: a.__setitem__(key, value))
+
+    def fill(self, value):
+        self._write(lambda a: a.fill(value))
+
+    def sort(self, *args, **kwargs):
+        self._write(lambda a: a.sort(*args, **kwargs))
+
+    def copy(self, order="C"):
+        return np.array(self.view(np.ndarray), order=order)
+
+    def __repr__(self):
+        return repr(self.view(np.ndarray))
+
+    def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kwargs):
+        plain = [x.view(np.ndarray) if isinstance(x, AgentVector) else x for x in inputs]
+        if out is None:
+            return getattr(ufunc, method)(*plain, **kwargs)
+        mine = [o for o in out if isinstance(o, AgentVector)]
+        if len(mine) != 1 or len(out) != 1:
+            return NotImplemented
+        target = mine[0]
+        result = []
+        target._write(lambda a: result.append(getattr(ufunc, method)(*plain, out=(a,), **kwargs)))
+        return target
+
+
 class AgentTable:
     """Columns of one agent class: ``alive``, ``unique_id`` and one column per attribute."""
 
@@ -145,17 +210,18 @@ class AgentTable:
 
     def get(self, row, name):
         col = self.cols[name]
-        value = col[row]
         enum = self.enums.get(name)
+        target = self.agent_lists.get(name)
+        # a device column is read through its host copy (made once per array, cached)
+        value = np.asarray(col)[row]
+        if col.ndim > 1 and col.dtype != object and target is None and enum is None:
+            return AgentVector.of(self, row, name, value)
         if enum is not None:
             return list(enum)[int(value)]
-        target = self.agent_lists.get(name)
         if target is not None:
             return [target.handle(r) for r in np.asarray(value).tolist() if r >= 0]
         if col.dtype == object:
             return value
-        if col.ndim > 1:
-            return np.array(value)
         return _to_python(value, col.dtype)
 
     def set(self, row, name, value):

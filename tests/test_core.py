@@ -131,6 +131,66 @@ def test_model_attribute_written_in_step_becomes_state():
 
 
 
+def _vector_model(base):
+    class Mover(base.Agent):
+        def __init__(self, model):
+            super().__init__(model)
+            self.v = np.array([1.0, 2.0])
+
+        def step(self):
+            self.v = self.v * 0.5
+
+    class Field(base.Model):
+        def __init__(self):
+            super().__init__(seed=1)
+            Mover.create_agents(self, 2)
+
+        def step(self):
+            self.agents.do("step")
+
+    return Field()
+
+
+def _vector_edits(model):
+    """Host-side edits of an agent's vector attribute between steps, as Mesa users
+    write them; what each leaves behind."""
+    a = next(iter(model.agents))
+    seen = []
+    model.step()
+    old = a.v
+    a.v = np.array([5.0, 4.0])  # reassigning leaves a reference taken before alone
+    seen.append(list(old))
+    a.v[1] = 0.0  # item assignment
+    seen.append(list(a.v))
+    v = a.v
+    v += 1.0  # in-place arithmetic on a reference
+    seen.append(list(a.v))
+    a.v /= 2.0
+    seen.append(list(a.v))
+    np.multiply(a.v, 4.0, out=a.v)
+    seen.append(list(a.v))
+    a.v.fill(8.0)
+    seen.append(list(a.v))
+    w = a.v.copy()
+    w[0] = -1.0  # a copy is the user's own
+    seen.append((list(w), list(a.v)))
+    model.step()
+    seen.append(list(a.v))
+    return [[float(x) for x in s] if not isinstance(s, tuple) else tuple([float(x) for x in t] for t in s)
+            for s in seen]
+
+
+def test_agent_vector_attributes_edited_on_the_host_as_in_mesa():
+    ours = _vector_edits(_vector_model(mesa_jax))
+    assert ours == _vector_edits(_vector_model(mesa))
+    a = next(iter(_vector_model(mesa_jax).agents))
+    with pytest.raises(ValueError, match="read-only"):
+        a.v[0:1][0] = 3.0  # through a slice: an error, not a lost write
+    with pytest.raises(ValueError, match="read-only"):
+        np.asarray(a.v)[0] = 3.0
+    assert list(a.v) == [1.0, 2.0]
+
+
 def _retyping_model(base):
     class Counter(base.Model):
         def __init__(self):
