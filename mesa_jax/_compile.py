@@ -22,11 +22,14 @@ doubles the capacity, recompiles and replays the step from the saved state.
 
 from __future__ import annotations
 
+import enum
+import types
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._context import TraceContext
+from ._context import TraceContext, is_traced
 from ._convert import convert
 from ._gridindex import default_capacity
 from .errors import MesaJaxError, UnsupportedError, step_error, user_location
@@ -57,6 +60,7 @@ class _Shared:
         # its signal vector with its record's index.
         self.traces = []  # {"layout": [(signal, size)], "scalars": [(name, dtype)], "targets": [path]}
         self.pending = None  # the record of the step being traced
+        self.reads = set()  # model attributes its traces read: their contents key the programs
 
 
 _SHARED: dict = {}
@@ -81,6 +85,50 @@ def _signature(v, depth=0):
             (k, getattr(getattr(r, "__func__", r), "__code__", r) if not isinstance(r, str) else r)
             for k, r in reps.items()))
     return type(v).__name__
+
+
+_NOT_READ = frozenset({"random", "rng", "_rng", "step", "_user_step"})
+
+
+def _content(v, seen=None):
+    """A hashable key for everything a trace may bake in from a host value a step reads:
+    numbers, strings, containers of any length and depth, numpy arrays, plain objects'
+    attributes (a parameters object), so that another value means another program."""
+    if isinstance(v, _SIMPLE):
+        return (type(v).__name__, v)
+    if isinstance(v, np.ndarray):
+        return ("ndarray", v.dtype.str, v.shape, v.tobytes())
+    if isinstance(v, (enum.Enum, type, types.FunctionType, types.BuiltinFunctionType,
+                      types.MethodType, types.ModuleType)):
+        return v
+    geom = getattr(v, "geom", None)
+    if geom is not None or hasattr(v, "model_reporters"):
+        return _signature(v)
+    row = v.__dict__.get("_row") if hasattr(v, "__dict__") else None
+    if row is not None:  # an agent handle: its class and row
+        return (type(v).__name__, "row", int(row) if not is_traced(row) else "traced")
+    seen = set() if seen is None else seen
+    if id(v) in seen:
+        return ("cycle", type(v).__name__)
+    seen.add(id(v))
+    if isinstance(v, (list, tuple)):
+        return (type(v).__name__,) + tuple(_content(x, seen) for x in v)
+    if isinstance(v, dict):
+        return ("dict",) + tuple((_content(k, seen), _content(x, seen)) for k, x in v.items())
+    if isinstance(v, (set, frozenset)):
+        return ("set", frozenset(_content(x, seen) for x in v))
+    if isinstance(v, _model_classes()):
+        return (type(v).__name__,)
+    fields = getattr(v, "__dict__", None)
+    if fields is None:
+        fields = {k: getattr(v, k) for k in getattr(type(v), "__slots__", ()) if hasattr(v, k)}
+    return (type(v).__name__,) + tuple((k, _content(x, seen)) for k, x in fields.items())
+
+
+def _model_classes():
+    from .model import Model
+
+    return (Model,)
 
 
 def _static_kind(table, col):
@@ -246,6 +294,7 @@ class CompiledStep:
         names = sorted(ctx.flags)
         parts = [jnp.asarray(ctx.flags[k]).astype(jnp.int32).reshape(-1) for k in names]
         if not discovery and self._shared is not None:
+            self._shared.reads |= ctx.model_reads
             self._shared.pending = {"layout": [(k, p.shape[0]) for k, p in zip(names, parts)],
                                     "targets": [_attr_path(m, dc) for dc, _ in ctx.collected]}
         packed = jnp.concatenate(parts) if parts else jnp.zeros(0, jnp.int32)
@@ -325,10 +374,21 @@ class CompiledStep:
             self._fingerprint = fp
         shared = self._shared
         shared.holder = self
-        fn = shared.fns.get(n)
+        key = (n, self._read_statics())
+        fn = shared.fns.get(key)
         if fn is None:
-            fn = shared.fns[n] = self._build(n)
+            fn = shared.fns[key] = self._build(n)
         return fn
+
+    def _read_statics(self):
+        """The contents of the host values the program's traces read from the model (a
+        parameters list, dict or object): a program bakes them in, so another model of
+        the same shape, or the same model after a host edit, needs its own."""
+        d = self.model.__dict__
+        state = self.model._mj_state_attrs
+        return tuple((name, _content(d[name])) for name in sorted(self._shared.reads)
+                     if name in d and name not in state and name not in _NOT_READ
+                     and not name.startswith("_mj") and not _is_array(d[name]))
 
     def _alias(self):
         m = self.model
@@ -381,7 +441,10 @@ class CompiledStep:
         for _ in range(_MAX_REPLAYS):
             fn = self._fn(n)
             state = self.split()
+            traces = self.trace_count
             new_state, aux = fn(state)
+            if self.trace_count != traces:  # the trace found what it reads: key it by that
+                self._shared.fns[(n, self._read_statics())] = fn
             packed = np.asarray(aux["signals"])  # the one sync of the chunk
             trace = self._shared.traces[packed[0]]
             cut = packed.size - len(trace["scalars"])

@@ -172,6 +172,7 @@ class TraceContext:
         self.indexes = {}  # (space id, table id) -> cell index
         self.discovery = discovery
         self.promoted = set()  # model attributes first written in this trace
+        self.model_reads = set()  # model attributes the step read (their values are baked in)
         self.own_writes = set()  # (table id, attr) the acting agents of this trace wrote
         self.origins = {}  # id(traced value) -> (table, column, value) it was read from
         self.concrete = None  # the step's input state, concrete (for host-side hints)

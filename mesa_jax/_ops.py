@@ -419,6 +419,9 @@ def _check_container_mutation(owner, method):
 
 def ga(obj, name):
     """Attribute read; user-defined properties run converted."""
+    ctx = current()
+    if ctx is not None and obj is ctx.model:
+        ctx.model_reads.add(name)
     for klass in type(obj).__mro__:
         d = klass.__dict__
         if name in d:

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import types
 
 import numpy as np
 import polars as pl
@@ -189,6 +190,56 @@ def test_agent_vector_attributes_edited_on_the_host_as_in_mesa():
     with pytest.raises(ValueError, match="read-only"):
         np.asarray(a.v)[0] = 3.0
     assert list(a.v) == [1.0, 2.0]
+
+
+def _parameters_model(base, scale):
+    class Reader(base.Agent):
+        def __init__(self, model):
+            super().__init__(model)
+            self.w = 0
+
+        def step(self):
+            cfg = self.model.config
+            self.w = (self.w + self.model.weights[70] + self.model.table["k7"] + cfg.rate
+                      + cfg.nested["a"][0])
+
+    class Params(base.Model):
+        def __init__(self):
+            super().__init__(seed=1)
+            self.weights = [i * scale for i in range(100)]  # longer than any shortcut
+            self.table = {f"k{i}": i * scale for i in range(100)}
+            self.config = types.SimpleNamespace(rate=scale, nested={"a": [scale]})
+            Reader.create_agents(self, 2)
+
+        def step(self):
+            self.agents.do("step")
+
+    return Params()
+
+
+def test_host_parameters_a_step_reads_are_not_stale():
+    """A step bakes in the host values it reads (a long list, a dict, a parameters
+    object). Another model of the same shape with other values, and the same model after
+    a host edit, must not reuse a program built for the old values."""
+    results = []
+    for base in (mesa, mesa_jax):
+        m1, m2 = _parameters_model(base, 1), _parameters_model(base, 10)
+        m1.step()
+        m2.step()
+        seen = [m1.agents.get("w"), m2.agents.get("w")]
+        m2.weights[70] = 1000
+        m2.step()
+        seen.append(m2.agents.get("w"))
+        m2.config.rate = 5000
+        m2.step()
+        seen.append(m2.agents.get("w"))
+        m2.config.nested["a"][0] = 70000  # deep inside the parameters object
+        m2.step()
+        seen.append(m2.agents.get("w"))
+        m1.step()
+        seen.append(m1.agents.get("w"))
+        results.append(seen)
+    assert results[1] == results[0]
 
 
 def _retyping_model(base):
