@@ -66,6 +66,7 @@ class DataCollector:
         for name, rep in self.model_reporters.items():
             rec["model"][name] = _call_reporter(rep, model)
         if self.agent_reporters:
+            self._note_enums(model)
             for t in model._mj_tables.values():
                 rows = t.alive_rows()
                 vals = {}
@@ -89,6 +90,7 @@ class DataCollector:
         if self.agent_reporters:
             from ._collections import TracedList
 
+            self._note_enums(model)
             for t in model._mj_tables.values():
                 vals = {}
                 for name, rep in self.agent_reporters.items():
@@ -100,6 +102,12 @@ class DataCollector:
                         vals[name] = _ops._vectorised([lst], fn, None, False, "agent reporter").values
                 rec["agents"].append((t.uid, t.alive, vals))
         return jax.tree.map(jax.numpy.asarray, rec)
+
+    def _note_enums(self, model):
+        """Which agent reporters read an Enum attribute (kept as codes), per table."""
+        self._enums = {(i, name): t.enums[rep] for i, t in enumerate(model._mj_tables.values())
+                       for name, rep in self.agent_reporters.items()
+                       if isinstance(rep, str) and rep in t.enums}
 
     def _append_device(self, record, n_steps):
         self._records.append(("device", record, n_steps))
@@ -142,11 +150,18 @@ class DataCollector:
 
     def _agent_lazy(self) -> pl.LazyFrame:
         frames = []
+        enums = getattr(self, "_enums", {})
         for r in self._host_records():
-            for uid, vals in r["agents"]:
+            for i, (uid, vals) in enumerate(r["agents"]):
                 cols = {"Step": np.full(len(uid), r["step"], np.int64), "AgentID": uid.astype(np.int64)}
                 for name in self.agent_reporters:
                     v = vals.get(name)
+                    enum = enums.get((i, name))
+                    if enum is not None and v is not None:  # codes -> member names
+                        names = [m.name for m in enum]
+                        cols[name] = pl.Series(name, np.asarray(names, object)[np.asarray(v, np.int64)],
+                                               dtype=pl.Enum(names))
+                        continue
                     cols[name] = v if v is not None and v.ndim == 1 else list(v) if v is not None else None
                 frames.append(pl.DataFrame(cols).lazy())
         if not frames:

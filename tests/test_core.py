@@ -1,5 +1,6 @@
 """Model / Agent / AgentSet / DataCollector behaviour, compiled and eager, against Mesa."""
 
+import enum
 import subprocess
 import sys
 import types
@@ -240,6 +241,47 @@ def test_host_parameters_a_step_reads_are_not_stale():
         seen.append(m1.agents.get("w"))
         results.append(seen)
     assert results[1] == results[0]
+
+
+class _Phase(enum.Enum):
+    CALM = 1
+    BUSY = 2
+
+
+def _phase_model(base):
+    class Worker(base.Agent):
+        def __init__(self, model):
+            super().__init__(model)
+            self.phase = _Phase.CALM
+
+        def step(self):
+            if self.unique_id % 2 == 0:
+                self.phase = _Phase.BUSY
+
+    class Shop(base.Model):
+        def __init__(self):
+            super().__init__(seed=1)
+            Worker.create_agents(self, 3)
+            self.datacollector = base.DataCollector(agent_reporters={"Phase": "phase"})
+            self.datacollector.collect(self)
+
+        def step(self):
+            self.agents.do("step")
+            self.datacollector.collect(self)
+
+    return Shop()
+
+
+def test_enum_attribute_reporter_gives_member_names():
+    frames = []
+    for base in (mesa, mesa_jax):
+        m = _phase_model(base)
+        m.step()
+        frames.append(m.datacollector.get_agent_vars_dataframe())
+    theirs = [p.name for p in frames[0]["Phase"]]
+    ours = frames[1]
+    assert ours["Phase"].to_list() == theirs
+    assert ours["Phase"].dtype == pl.Enum(["CALM", "BUSY"])
 
 
 def _retyping_model(base):
