@@ -8,6 +8,8 @@ when ``get_*_dataframe()`` is called.
 
 from __future__ import annotations
 
+from enum import Enum
+
 import jax
 import numpy as np
 import polars as pl
@@ -49,6 +51,7 @@ class DataCollector:
         self.agenttype_reporters = dict(agenttype_reporters or {})
         self.tables = {name: {c: [] for c in cols} for name, cols in (tables or {}).items()}
         self._records = []  # ("host", record) or ("device", record, n_steps)
+        self._enums = {}  # (table position, agent reporter) -> Enum class of its codes
         self._host_cache = None
 
     # ------------------------------------------------------------ collecting
@@ -74,7 +77,13 @@ class DataCollector:
                     if isinstance(rep, str) and t.has(rep):
                         vals[name] = np.asarray(t.cols[rep])[rows]
                     else:
-                        vals[name] = np.asarray([_call_reporter(rep, t.handle(r)) for r in rows])
+                        out = [_call_reporter(rep, t.handle(r)) for r in rows]
+                        kinds = {type(x) for x in out}
+                        if len(kinds) == 1 and issubclass(next(iter(kinds)), Enum):
+                            enum = next(iter(kinds))  # members, as a step reads them: codes
+                            self._enums[(len(rec["agents"]), name)] = enum
+                            out = [list(enum).index(x) for x in out]
+                        vals[name] = np.asarray(out)
                 rec["agents"].append((np.asarray(t.uid)[rows], vals))
         return rec
 
@@ -104,10 +113,11 @@ class DataCollector:
         return jax.tree.map(jax.numpy.asarray, rec)
 
     def _note_enums(self, model):
-        """Which agent reporters read an Enum attribute (kept as codes), per table."""
-        self._enums = {(i, name): t.enums[rep] for i, t in enumerate(model._mj_tables.values())
-                       for name, rep in self.agent_reporters.items()
-                       if isinstance(rep, str) and rep in t.enums}
+        """Which agent reporters read an Enum attribute (kept as codes), per table; a
+        reporter function is known to give members once it did on the host."""
+        self._enums.update({(i, name): t.enums[rep] for i, t in enumerate(model._mj_tables.values())
+                            for name, rep in self.agent_reporters.items()
+                            if isinstance(rep, str) and rep in t.enums})
 
     def _append_device(self, record, n_steps):
         self._records.append(("device", record, n_steps))
@@ -150,7 +160,7 @@ class DataCollector:
 
     def _agent_lazy(self) -> pl.LazyFrame:
         frames = []
-        enums = getattr(self, "_enums", {})
+        enums = self._enums
         for r in self._host_records():
             for i, (uid, vals) in enumerate(r["agents"]):
                 cols = {"Step": np.full(len(uid), r["step"], np.int64), "AgentID": uid.astype(np.int64)}

@@ -262,7 +262,8 @@ def _phase_model(base):
         def __init__(self):
             super().__init__(seed=1)
             Worker.create_agents(self, 3)
-            self.datacollector = base.DataCollector(agent_reporters={"Phase": "phase"})
+            self.datacollector = base.DataCollector(
+                agent_reporters={"Phase": "phase", "Seen": lambda a: a.phase})
             self.datacollector.collect(self)
 
         def step(self):
@@ -278,10 +279,10 @@ def test_enum_attribute_reporter_gives_member_names():
         m = _phase_model(base)
         m.step()
         frames.append(m.datacollector.get_agent_vars_dataframe())
-    theirs = [p.name for p in frames[0]["Phase"]]
     ours = frames[1]
-    assert ours["Phase"].to_list() == theirs
-    assert ours["Phase"].dtype == pl.Enum(["CALM", "BUSY"])
+    for name in ("Phase", "Seen"):
+        assert ours[name].to_list() == [p.name for p in frames[0][name]]
+        assert ours[name].dtype == pl.Enum(["CALM", "BUSY"])
 
 
 def _retyping_model(base):
