@@ -249,6 +249,7 @@ class CompiledStep:
                                if not k.startswith("_") and k not in m._mj_state_attrs
                                and not _is_array(v) and k not in ("random", "rng", "step")))
         tables = tuple((t.cls, t.cap, tuple(sorted((c, v.dtype, v.shape[1:]) for c, v in t.cols.items())),
+                        tuple(sorted(t.strings)), tuple(sorted(t.enums.items())),
                         tuple(sorted((c, _signature(g)) for c, g in t.grids.items())))
                        for t in m._mj_tables.values())
         from ._activation import activation_of

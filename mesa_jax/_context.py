@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._masked import MaskedRows
+from ._strings import TracedStr
 from ._table import enum_code
 from .errors import register_step_error
 
@@ -276,6 +277,8 @@ class TraceContext:
                 target = self._list_target(table, name)
                 if target is not None:
                     return self._agent_list(value, target)
+                if name in table.strings:
+                    return TracedStr(value)
                 self.origins[id(value)] = (table, name, value)
                 return value
         col = table.cols.get(name)
@@ -297,6 +300,8 @@ class TraceContext:
         target = table.agent_lists.get(name)
         if target is not None:
             return self._agent_list(col[handle._row], target)
+        if name in table.strings:
+            return TracedStr(col[handle._row])
         return col[handle._row]
 
     @staticmethod
@@ -338,6 +343,8 @@ class TraceContext:
         """``handle.name += delta``: direct on the acting agent, a scatter-add on others."""
         frame = self.frame
         table = handle._table
+        if name in table.strings:
+            return self.write_attr(handle, name, TracedStr(jnp.int32(0)) + delta)  # the error
         if handle is frame.agent:
             old = frame.own.get(name)
             if old is None:
@@ -551,6 +558,15 @@ def coerce(value, like, table, name):
                 f"members of `{type(value).__name__}`",
                 "keep one Enum class per attribute, set in `__init__`")
         value = enum_code(value)
+    code = TracedStr.code_of(value)
+    if (code is not None) != (name in table.strings):
+        what = "text" if code is not None else f"a {type(value).__name__}"
+        raise UnsupportedError(
+            f"assigning {what} to `{table.cls.__name__}.{name}`, which "
+            f"{'holds text' if name in table.strings else 'does not hold text'}",
+            "keep one kind of value per attribute, set in `__init__`")
+    if code is not None:
+        value = code
     like_dtype = jnp.result_type(like)
     value = jnp.asarray(value)
     if value.dtype == like_dtype:

@@ -23,6 +23,8 @@ from ._collections import MultiList, TracedList, make_agent_handle, prefix_count
 from ._masked import MaskedRows, reduce_rows
 from ._context import UNDEF, current, is_traced, merge_signal, reduce_signal, signal_default
 from ._random import mix32, substream
+from ._strings import TracedStr, intern
+from ._strings import wrap as str_wrap
 from ._table import enum_code
 from .errors import MesaJaxError, UnsupportedError, user_location
 
@@ -216,6 +218,10 @@ def select(c, a, b, name):
         return TracedList(vals, jnp.where(c, a.mask, b.mask), a.table, a.wrap, False)
     if hasattr(a, "_mj_select"):
         return a._mj_select(c, b)
+    if isinstance(b, TracedStr):
+        return b._mj_select(jnp.logical_not(c), a)
+    if isinstance(a, str) and isinstance(b, str) and a != b:  # text set on both paths
+        return TracedStr(jnp.where(c, intern(a), intern(b)))
     if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)) and len(a) == len(b):
         return type(a)(select(c, x, y, name) for x, y in zip(a, b))
     if a is None or b is None:
@@ -311,10 +317,13 @@ def in_(x, coll):
             if not isinstance(x, Agent) or x._table is not coll.table:
                 return False
             return jnp.any(coll.mask & (coll.values == x._row) & x.__dict__.get("_valid", True))
+        if coll.wrap is str_wrap:
+            code = TracedStr.code_of(x)
+            return False if code is None else jnp.any(coll.mask & (coll.values == code))
         if coll.wrap is not None and hasattr(x, "_mj_key"):
             return jnp.any(coll.mask & (coll.values == x._mj_key()))
         return jnp.any(coll.mask & (coll.values == x))
-    if is_traced(x) and isinstance(coll, (list, tuple, set, range)):
+    if (is_traced(x) or isinstance(x, TracedStr)) and isinstance(coll, (list, tuple, set, range)):
         return jnp.any(jnp.asarray([x == v for v in coll]))
     return x in coll
 

@@ -11,6 +11,8 @@ from enum import Enum
 
 import numpy as np
 
+from . import _strings
+
 __all__ = ["AgentTable", "column_dtype"]
 
 # Attributes kept by mesa_jax itself (positions in a space); never user columns.
@@ -143,6 +145,7 @@ class AgentTable:
         self.static_key = None  # what static_cols was computed from (see _compile.split)
         self.host_version = 0  # bumped by every host-side write
         self.enums: dict = {}  # column name -> Enum class whose members it holds as codes
+        self.strings: set = set()  # columns holding text as interned codes (see _strings)
         self.agent_lists: dict = {}  # column name -> table whose rows it lists ([cap, width], -1 pad)
         self.list_flags: dict = {}  # overflow flag -> (list column, width asked or None: double)
         self.fitted = False  # spare rows trimmed once (see fit)
@@ -218,6 +221,8 @@ class AgentTable:
             return AgentVector.of(self, row, name, value)
         if enum is not None:
             return list(enum)[int(value)]
+        if name in self.strings:
+            return _strings.text(value)
         if target is not None:
             return [target.handle(r) for r in np.asarray(value).tolist() if r >= 0]
         if col.dtype == object:
@@ -249,8 +254,9 @@ class AgentTable:
             col[row] = value
 
     def _encode(self, name, value):
-        """Enum members are kept as codes in an int column (one Enum class per column);
-        lists of agents in a list column as their rows."""
+        """Enum members are kept as codes in an int column (one Enum class per column),
+        text as interned codes (a column of strings only); lists of agents in a list
+        column as their rows."""
         target = self.agent_lists.get(name)
         if target is not None and isinstance(value, (list, tuple)) and \
                 all(getattr(a, "_table", None) is target for a in value):
@@ -272,6 +278,12 @@ class AgentTable:
             col = self.cols[name]
             self.cols[name] = np.array([members[int(c)] for c in col] + [], dtype=object)
             del self.enums[name]
+        if isinstance(value, str) and (name in self.strings or name not in self.cols):
+            self.strings.add(name)
+            return np.int32(_strings.intern(value))
+        if name in self.strings:  # something else written into a text column: keep objects
+            self.cols[name] = _strings.texts(self.cols[name])
+            self.strings.discard(name)
         return value
 
     def retype_list_column(self, name, target, width):

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._collections import TracedList, make_agent_handle, prefix_count
-from ._context import current
+from ._context import coerce, current
 from .errors import UnsupportedError
 
 __all__ = ["Agent", "AgentSet"]
@@ -447,7 +447,7 @@ class AgentSet:
         if ctx is not None:
             for t, m in self._traced_parts():
                 col = t.cols[attr_name]
-                t.cols[attr_name] = jnp.where(m, jnp.asarray(value, col.dtype), col)
+                t.cols[attr_name] = jnp.where(m, coerce(value, col[0], t, attr_name), col)
             return self
         for t, rows in self._host_parts():
             for r in rows:

@@ -14,6 +14,7 @@ import jax
 import numpy as np
 import polars as pl
 
+from . import _strings
 from ._context import current
 from .errors import UnsupportedError
 
@@ -52,6 +53,7 @@ class DataCollector:
         self.tables = {name: {c: [] for c in cols} for name, cols in (tables or {}).items()}
         self._records = []  # ("host", record) or ("device", record, n_steps)
         self._enums = {}  # (table position, agent reporter) -> Enum class of its codes
+        self._texts = set()  # (table position, agent reporter) giving text (interned codes)
         self._host_cache = None
 
     # ------------------------------------------------------------ collecting
@@ -83,6 +85,9 @@ class DataCollector:
                             enum = next(iter(kinds))  # members, as a step reads them: codes
                             self._enums[(len(rec["agents"]), name)] = enum
                             out = [list(enum).index(x) for x in out]
+                        elif kinds == {str}:  # text, as a step reads it: codes
+                            self._texts.add((len(rec["agents"]), name))
+                            out = [_strings.intern(x) for x in out]
                         vals[name] = np.asarray(out)
                 rec["agents"].append((np.asarray(t.uid)[rows], vals))
         return rec
@@ -108,16 +113,22 @@ class DataCollector:
                     else:
                         lst = TracedList(jax.numpy.arange(t.cap), t.alive, table=t)
                         fn = lambda a, rep=rep: _call_reporter(rep, a, _ops.call)  # noqa: E731
-                        vals[name] = _ops._vectorised([lst], fn, None, False, "agent reporter").values
+                        out = _ops._vectorised([lst], fn, None, False, "agent reporter")
+                        if out.wrap is _strings.wrap:
+                            self._texts.add((len(rec["agents"]), name))
+                        vals[name] = out.values
                 rec["agents"].append((t.uid, t.alive, vals))
         return jax.tree.map(jax.numpy.asarray, rec)
 
     def _note_enums(self, model):
-        """Which agent reporters read an Enum attribute (kept as codes), per table; a
-        reporter function is known to give members once it did on the host."""
-        self._enums.update({(i, name): t.enums[rep] for i, t in enumerate(model._mj_tables.values())
-                            for name, rep in self.agent_reporters.items()
-                            if isinstance(rep, str) and rep in t.enums})
+        """Which agent reporters read an Enum or text attribute (kept as codes), per
+        table; a reporter function is known to give members once it did on the host."""
+        for i, t in enumerate(model._mj_tables.values()):
+            for name, rep in self.agent_reporters.items():
+                if isinstance(rep, str) and rep in t.enums:
+                    self._enums[(i, name)] = t.enums[rep]
+                if isinstance(rep, str) and rep in t.strings:
+                    self._texts.add((i, name))
 
     def _append_device(self, record, n_steps):
         self._records.append(("device", record, n_steps))
@@ -171,6 +182,9 @@ class DataCollector:
                         names = [m.name for m in enum]
                         cols[name] = pl.Series(name, np.asarray(names, object)[np.asarray(v, np.int64)],
                                                dtype=pl.Enum(names))
+                        continue
+                    if (i, name) in self._texts and v is not None:  # codes -> text
+                        cols[name] = pl.Series(name, _strings.texts(v), dtype=pl.String)
                         continue
                     cols[name] = v if v is not None and v.ndim == 1 else list(v) if v is not None else None
                 frames.append(pl.DataFrame(cols).lazy())

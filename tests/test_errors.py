@@ -68,6 +68,23 @@ def test_float_into_int_column_is_rejected():
     assert f"{BAD_FILE}:{_line_of(bad.FloatIntoIntAgent, 'self.x * 0.5')}" in str(err.value)
 
 
+def test_text_work_in_a_step_is_rejected():
+    with pytest.raises(UnsupportedError) as err:
+        _step(bad.TextWorkAgent)
+    msg = str(err.value)
+    assert "`+` on a string attribute's value" in msg
+    assert f"{BAD_FILE}:{_line_of(bad.TextWorkAgent, 'self.label +')}" in msg
+    assert "`==`" in msg
+
+
+def test_text_into_number_attribute_is_rejected():
+    with pytest.raises(UnsupportedError) as err:
+        _step(bad.TextIntoNumberAgent)
+    msg = str(err.value)
+    assert "assigning text to `TextIntoNumberAgent.x`, which does not hold text" in msg
+    assert f"{BAD_FILE}:{_line_of(bad.TextIntoNumberAgent, 'many')}" in msg
+
+
 def test_the_same_models_run_eagerly(eager):
     # eagerly every construct is plain Python, as in Mesa
     for cls in (bad.TryAgent, bad.AppendAgent, bad.RecursiveAgent, bad.NewAttrAgent):

@@ -59,6 +59,24 @@ class FloatIntoIntAgent(mesa.Agent):
         self.x = self.x * 0.5
 
 
+class TextWorkAgent(mesa.Agent):
+    def __init__(self, model):
+        super().__init__(model)
+        self.label = "a"
+
+    def step(self):
+        self.label = self.label + "!"
+
+
+class TextIntoNumberAgent(mesa.Agent):
+    def __init__(self, model):
+        super().__init__(model)
+        self.x = 1
+
+    def step(self):
+        self.x = "many"
+
+
 class BadModel(mesa.Model):
     def __init__(self, agent_cls, n=5, seed=1):
         super().__init__(seed=seed)
