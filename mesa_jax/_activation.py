@@ -88,11 +88,11 @@ def _carried(model, flag_names):
     writes for the first time) are not carried: put() restores their values from before
     the loop, so nothing traced inside the loop body leaks out of it."""
     tables = list(model._mj_tables.values())
-    attr_names = sorted(n for n in model._mj_state_attrs if n in model.__dict__)
+    attr_names = sorted({n for n in model._mj_state_attrs if n in model.__dict__} | {"_mj_uid"})
     objects = [{k: v for k, v in t.cols.items() if getattr(v, "dtype", None) == object} for t in tables]
 
     def get(flags, extra=()):
-        return ([(t.alive, {k: v for k, v in t.cols.items() if k not in obj})
+        return ([(t.alive, t.uid, {k: v for k, v in t.cols.items() if k not in obj})
                  for t, obj in zip(tables, objects)],
                 {n: jnp.asarray(model.__dict__[n]) for n in attr_names},
                 {n: jnp.asarray(flags[n]) if n in flags else signal_default(n) for n in flag_names},
@@ -100,8 +100,8 @@ def _carried(model, flag_names):
 
     def put(carry):
         tabs, attrs, _, _ = carry
-        for t, obj, (alive, cols) in zip(tables, objects, tabs):
-            t.alive = alive
+        for t, obj, (alive, uid, cols) in zip(tables, objects, tabs):
+            t.alive, t.uid = alive, uid  # ids change where agents are born
             t.cols = {**obj, **cols}
         for n, v in attrs.items():
             model.__dict__[n] = v
@@ -223,8 +223,15 @@ def _vmap_call(ctx, table, fn, active, call_rng, args, kwargs):
         own = {n: frame.own[n] for n in [*names, "__alive__"]}  # not those typed in discovery
         return own, eff, frame.flags
 
-    rows = jnp.arange(table.cap)
+    # a nursery (rows for agents born in this step, see create_agent) never acts
+    n = ctx.nursery.get(table, (table.cap, 0))[0]
+    rows = jnp.arange(n)
+    if n < table.cap:
+        active, cols = active[:n], {k: v[:n] for k, v in cols.items()}
     own, eff, flags = jax.vmap(one)(rows, active, cols)
+    if n < table.cap:
+        full = {k: table.cols[k] for k in names} | {"__alive__": table.alive}
+        own = {k: jnp.concatenate([v, full[k][n:]]) if k in full else v for k, v in own.items()}
     for name, v in flags.items():
         ctx.signal(name, reduce_signal(name, v))
     effects = [Effect(kind, t, attr, r, v, m) for (kind, t, attr), (r, v, m) in zip(metas[0], eff)]
@@ -248,6 +255,7 @@ def _commit(ctx, table, own, effects, keep=None):
             e.mask = jnp.logical_and(m, k)
     if effects:
         ctx.apply_effects(effects, ctx.frame)
+    ctx.settle_births()
     ctx.invalidate_indexes()
 
 

@@ -269,18 +269,25 @@ class CompiledStep:
         ctx.space_arrays = {g.uid: state["spaces"][str(i)] for i, g in enumerate(_data_geoms(m))}
         saved = self.split()
         ctx.concrete = saved
-        saved_attrs = {k: v for k, v in m.__dict__.items() if not k.startswith("_mj")}
+        saved_attrs = {k: v for k, v in m.__dict__.items() if not k.startswith("_mj") or k == "_mj_uid"}
+        caps = {t: t.cap for t in m._mj_tables.values()}
         try:
             with ctx:
                 self.merge(state)
+                _open_nurseries(ctx, m)
                 m.steps = m.steps + 1
                 user_step = m._user_step
                 fn = convert(user_step.__func__)
                 fn(m)
+                ctx.settle_births()
+                _close_nurseries(ctx)
                 new_state = self.split()
         except jax.errors.JAXTypeError as exc:
             raise _translate(exc) from exc
         finally:
+            self._nursery_need = {t: n for t, n in ctx.nursery_need.items()}
+            for t, cap in caps.items():
+                t.cap = cap
             if not discovery:
                 self.trace_count += 1
             self.merge(saved)
@@ -327,12 +334,16 @@ class CompiledStep:
         return jax.jit(with_scalars)
 
     def _discover(self):
-        """Abstract trace(s) that promote model attributes written by the step to state."""
+        """Abstract trace(s) that promote model attributes written by the step to state
+        and size the tables' nurseries (rows for agents born in a step)."""
         m = self.model
         self._all_retyped = {}
         for _ in range(8):
             state = self.split()
             jax.eval_shape(lambda s: self._step_body(s, discovery=True), state)
+            grown = [t for t, n in self._nursery_need.items() if n > t.nursery]
+            for t in grown:
+                t.nursery = self._nursery_need[t]
             for (table, name), spec in self._retyped.items():
                 if isinstance(spec, tuple):
                     table.retype_list_column(name, spec[1], spec[2])
@@ -340,7 +351,7 @@ class CompiledStep:
                     table.retype_none_column(name, spec.dtype, spec.shape)
                 self._all_retyped[(table, name)] = spec
             new = self._promoted - set(m._mj_state_attrs)
-            if not new and not self._retyped:
+            if not new and not self._retyped and not grown:
                 return
             for name in new:
                 if name not in m.__dict__:
@@ -398,6 +409,7 @@ class CompiledStep:
         alias.state_attrs = set(m._mj_state_attrs)
         alias.space_keys = [set(g.used_tables) for g in _data_geoms(m)]
         tables = list(m._mj_tables.values())
+        alias.nursery = [(i, t.nursery) for i, t in enumerate(tables)]
         alias.retyped = [(tables.index(t), name,
                           ("agents", tables.index(spec[1]), spec[2]) if isinstance(spec, tuple) else spec)
                          for (t, name), spec in self._all_retyped.items() if t in tables]
@@ -409,6 +421,9 @@ class CompiledStep:
         for g, keys in zip(_data_geoms(m), alias.space_keys):
             g.used_tables |= keys
         tables = list(m._mj_tables.values())
+        for i, rows in alias.nursery:
+            if i < len(tables):
+                tables[i].nursery = rows
         for i, name, spec in alias.retyped:
             if i < len(tables) and getattr(tables[i].cols.get(name), "dtype", None) == object:
                 if isinstance(spec, tuple):
@@ -460,6 +475,15 @@ class CompiledStep:
             if not over:
                 break
             for k in over:
+                if k.startswith("need:rows:"):  # more newborns than free rows: grow the table
+                    t = next(t for t in m._mj_tables.values() if t.cls.__qualname__ == k[10:])
+                    extra = int(np.max(flags[k]))
+                    t.to_host()
+                    t._grow(max(-(-t.cap * 3 // 2), t.cap + -(-extra * 5 // 4)))
+                    t.n = t.cap  # newborns may take any free row (add_rows then reuses free rows too)
+                    t.alive, t.uid = jnp.asarray(t.alive), jnp.asarray(t.uid)
+                    t.cols = {c: (jnp.asarray(v) if v.dtype != object else v) for c, v in t.cols.items()}
+                    continue
                 if k.startswith("need:"):  # a capacity asked for a size: 1.25x of it, and
                     cap = k[len("need:"):]  # at least 1.5x the old one (fewer recompiles)
                     old = self.capacities.get(cap, default_capacity(cap))
@@ -486,6 +510,9 @@ class CompiledStep:
             if name.startswith("diag:"):
                 diag[name[5:]] = diag.get(name[5:], 0) + int(np.sum(v))
         self.merge(new_state)
+        for t in m._mj_tables.values():
+            if t.nursery:  # newborns may sit in any row: none is left for add_rows
+                t.n = t.cap
         scalars = _unpack_scalars(trace["scalars"], words)
         self._scalar_inputs = {}
         for k, v in scalars + [(k, np.asarray(v)) for k, v in wide.items()]:
@@ -497,6 +524,29 @@ class CompiledStep:
         m.__dict__["_mj_version"] = m.__dict__.get("_mj_version", 0) + 1
         for path, rec in zip(trace["targets"], aux["collected"]):
             _resolve_path(m, path)._append_device(rec, n if n > 1 else 1)
+
+
+def _open_nurseries(ctx, m):
+    """Append each table's nursery (dead rows) for agents born in this step."""
+    for t in m._mj_tables.values():
+        if t.nursery:
+            cap0, rows = t.cap, t.nursery
+            ctx.nursery[t] = (cap0, rows)
+            t.alive = jnp.concatenate([t.alive, jnp.zeros(rows, bool)])
+            t.uid = jnp.concatenate([t.uid, jnp.zeros(rows, t.uid.dtype)])
+            for name, col in t.cols.items():
+                if col.dtype != object:
+                    fill = -1 if name in t.agent_lists or name.startswith("_mj_") else 0
+                    t.cols[name] = jnp.concatenate([col, jnp.full((rows,) + col.shape[1:], fill, col.dtype)])
+            t.cap = cap0 + rows
+
+
+def _close_nurseries(ctx):
+    """Drop the (settled, empty) nurseries again: the state keeps its shapes."""
+    for t, (cap0, _) in ctx.nursery.items():
+        t.alive, t.uid = t.alive[:cap0], t.uid[:cap0]
+        t.cols = {k: (v[:cap0] if v.dtype != object else v) for k, v in t.cols.items()}
+        t.cap = cap0
 
 
 def _pack_scalars(attrs):

@@ -180,6 +180,12 @@ class TraceContext:
         self.space_arrays = {}  # name -> neighbour tables passed as data (networks)
         self.retyped = {}  # (table, attr) -> first value written into a column holding only None
         self.write_count = 0
+        # births (see create_agent): rows [cap0, cap0 + nursery) of a table are its nursery
+        self.nursery = {}  # table -> (cap0, rows) for this trace
+        self.cursor = {}  # table -> nursery rows handed out since the last settle
+        self.nursery_need = {}  # table -> most nursery rows handed out between settles
+        self.loop_slots = []  # (slot index, capacity) of the vectorised loops being traced
+        self.in_comprehension = 0
 
     def __enter__(self):
         global _current
@@ -271,15 +277,18 @@ class TraceContext:
     def read_attr(self, handle, name):
         frame = self.frame
         table = handle._table
-        if handle is frame.agent:
-            if name in frame.own:
-                value = frame.own[name]
+        born = handle.__dict__.get("_mj_born")
+        if handle is frame.agent or (born is not None and name in born):
+            own = frame.own if handle is frame.agent else born
+            if name in own:
+                value = own[name]
                 target = self._list_target(table, name)
                 if target is not None:
                     return self._agent_list(value, target)
                 if name in table.strings:
                     return TracedStr(value)
-                self.origins[id(value)] = (table, name, value)
+                if handle is frame.agent:
+                    self.origins[id(value)] = (table, name, value)
                 return value
         col = table.cols.get(name)
         if col is None or col.dtype == object:
@@ -338,6 +347,9 @@ class TraceContext:
             self._unknown_attr(table, name)
         value = coerce(value, col[0], table, name)
         self._effect(frame, "set", table, name, handle, value)
+        born = handle.__dict__.get("_mj_born")
+        if born is not None:  # an agent created in this step: later reads see the write
+            born[name] = masked(frame.mask, value, born[name])
 
     def add_attr(self, handle, name, delta):
         """``handle.name += delta``: direct on the acting agent, a scatter-add on others."""
@@ -366,6 +378,140 @@ class TraceContext:
             self.apply_effects([Effect(kind, table, name, handle._row, value, m)], self.model_frame)
             return
         frame.effects.append(Effect(kind, table, name, handle._row, value, m))
+
+    # ---------------------------------------------------------------- births
+    def create_agent(self, cls, args, kwargs):
+        """``cls(model, ...)`` inside a step: the agent gets a nursery row, its converted
+        ``__init__`` runs as the acting agent of a frame of its own (its attribute writes
+        are its own columns), and what it set is written to the row as effects of the
+        creating frame. ``settle_births`` moves newborns into free rows and numbers them.
+
+        Every executed creation call hands out one nursery row per element of the batch
+        it runs in (acting rows x loop slots), so rows are known inside the vmap; the
+        nursery's size comes from the discovery trace."""
+        from ._collections import make_agent_handle
+        from ._convert import convert
+        from ._random import substream
+
+        model = args[0] if args else kwargs.get("model")
+        table = self.model._mj_tables.get(cls)
+        if model is not self.model or table is None:
+            raise UnsupportedError(
+                f"creating a `{cls.__name__}` agent inside a compiled step"
+                + ("" if table is not None else f" (no `{cls.__name__}` agent existed before the step)"),
+                f"create at least one `{cls.__name__}` in `Model.__init__` (its columns are made "
+                f"there), passing the model as the first argument")
+        if self.in_comprehension:
+            raise UnsupportedError(f"creating a `{cls.__name__}` agent inside a comprehension",
+                                   "create agents in a `for` loop or a plain statement")
+        for name, geom in table.spaces.items():
+            if getattr(geom, "capacity", None) is not None or getattr(table.grids.get(name), "capacity", None):
+                raise UnsupportedError(
+                    f"creating a `{cls.__name__}` agent inside a compiled step: it lives in a "
+                    f"space with a capacity per cell", "create such agents on the host (run eagerly)")
+        parent = self.frame
+        slot, size = jnp.int32(0), 1
+        if parent.agent is not None:  # acting rows: the table's own rows, not its nursery
+            slot = jnp.asarray(parent.agent._row, jnp.int32)
+            size = self.nursery.get(parent.table, (parent.table.cap, 0))[0]
+        for i, cap in self.loop_slots:
+            slot, size = slot * cap + i, size * cap
+        cap0, rows = self.nursery.get(table, (table.cap, 0))
+        start = self.cursor.get(table, 0)
+        self.cursor[table] = start + size
+        self.nursery_need[table] = max(self.nursery_need.get(table, 0), start + size)
+        if start + size > rows and not self.discovery:
+            raise MesaJaxError("internal: the nursery is smaller than the discovery trace found")
+        row = jnp.minimum(cap0 + start + slot, table.cap - 1)
+        handle = make_agent_handle(table, row, True if parent.mask is None else parent.mask)
+        own = {n: c[row] for n, c in table.cols.items() if c.dtype != object}
+        own["__alive__"] = jnp.asarray(True)
+        frame = Frame(agent=handle, table=table, own=own, rng=substream(parent.next_bits(), 1),
+                      mask=parent.mask)
+        self.frames.append(frame)
+        try:
+            init = getattr(cls.__init__, "__func__", cls.__init__)
+            from ._ops import _is_user_function
+
+            if _is_user_function(init):
+                convert(init)(handle, *args, **kwargs)
+            else:
+                init(handle, *args, **kwargs)
+        finally:
+            self.frames.pop()
+        for name, v in frame.flags.items():
+            old = parent.flags.get(name)
+            parent.flags[name] = v if old is None else merge_signal(name, old, v)
+        born = jnp.logical_and(frame.own["__alive__"], True if parent.mask is None else parent.mask)
+        effects = [Effect("set", table, n, row, frame.own[n], born) for n in frame.own]
+        effects.append(Effect("set", table, "__alive__", row, jnp.asarray(True), born))
+        effects[:0] = frame.effects
+        object.__setattr__(handle, "_mj_born", dict(frame.own))  # what reads of it see
+        if parent.agent is None and not parent.defer:
+            self.apply_effects(effects, parent)
+            new_rows = self.settle_births().get(table)
+            if new_rows is not None:  # (None: a discovery trace, before the nursery exists)
+                # created by the model itself: from here on an agent like any other
+                new_row = new_rows[jnp.clip(row - cap0, 0, new_rows.shape[0] - 1)]
+                object.__setattr__(handle, "_row", jnp.maximum(new_row, 0))
+                object.__setattr__(handle, "_valid", new_row >= 0)
+            del handle.__dict__["_mj_born"]
+        else:
+            parent.effects.extend(effects)
+        return handle
+
+    def settle_births(self):
+        """Move the agents born since the last settle from nursery rows into free rows of
+        their table (lowest first), give them the next unique ids (in nursery order), and
+        empty the nursery. More newborns than free rows raises a flag: the host grows the
+        table and replays the step."""
+        from ._collections import prefix_count
+
+        model = self.model
+        moved = {}  # table -> new row (or -1) of each nursery row
+        for table, used in list(self.cursor.items()):
+            if used == 0:
+                continue
+            self.cursor[table] = 0
+            cap0, rows = self.nursery.get(table, (table.cap, 0))
+            if rows == 0:  # discovery before the nursery exists
+                continue
+            alive = table.alive
+            born, free = alive[cap0:], jnp.logical_not(alive[:cap0])
+            n_born = jnp.sum(born.astype(jnp.int32))
+            n_free = jnp.sum(free.astype(jnp.int32))
+            self.signal(f"need:rows:{table.cls.__qualname__}", jnp.maximum(n_born - n_free, 0))
+            free_rank = prefix_count(free) - 1
+            row_of_rank = jnp.full(cap0, cap0, jnp.int32).at[jnp.where(free, free_rank, cap0)].set(
+                jnp.arange(cap0, dtype=jnp.int32), mode="drop")
+            born_rank = prefix_count(born) - 1
+            dest = jnp.where(born, row_of_rank[jnp.clip(born_rank, 0, cap0 - 1)], cap0)
+            dest = jnp.where(born & (born_rank < n_free), dest, cap0)
+
+            def move(col, fill):
+                head = col[:cap0].at[dest].set(col[cap0:], mode="drop")
+                return jnp.concatenate([head, jnp.full((rows,) + col.shape[1:], fill, col.dtype)])
+
+            first_uid = jnp.asarray(model.__dict__["_mj_uid"], jnp.int32)
+            uid = jnp.concatenate([table.uid[:cap0], first_uid + 1 + born_rank.astype(jnp.int32)])
+            table.uid = move(uid, 0)
+            table.alive = move(alive, False)
+            for name, col in list(table.cols.items()):
+                if col.dtype != object:
+                    table.cols[name] = move(col, -1 if name in table.agent_lists or name.startswith("_mj_") else 0)
+            # rows of newborns kept in lists of agents point at their new rows
+            new_row = moved[table] = jnp.where(dest < cap0, dest, -1)
+            for other in model._mj_tables.values():
+                for name, target in other.agent_lists.items():
+                    if target is table:
+                        col = other.cols[name]
+                        nursery_row = (col >= cap0) & (col < cap0 + rows)
+                        other.cols[name] = jnp.where(
+                            nursery_row, new_row[jnp.clip(col - cap0, 0, rows - 1)], col)
+            object.__setattr__(model, "_mj_uid", first_uid + n_born)
+            self.promoted.add("_mj_uid")
+            self.invalidate_indexes()
+        return moved
 
     def remove_agent(self, handle):
         frame = self.frame

@@ -348,7 +348,10 @@ _MUTATORS = {"append", "extend", "insert", "pop", "remove", "clear", "add", "upd
 
 
 def call(f, *args, **kwargs):
-    """Call ``f`` from converted code: builtins overloaded, user functions converted."""
+    """Call ``f`` from converted code: builtins overloaded, user functions converted,
+    agent classes instantiated as births (``TraceContext.create_agent``)."""
+    if isinstance(f, type) and issubclass(f, _agent_cls()) and current() is not None:
+        return current().create_agent(f, args, kwargs)
     override = _BUILTINS.get(id(f)) if isinstance(f, (types_builtin, type)) else None
     if override is not None and override[0] is f:
         return override[1](*args, **kwargs)
@@ -494,6 +497,7 @@ def _vectorised(lists, fn, cond, star, what):
             saved = (frame.rng, frame.draws, frame.flags)
             frame.rng, frame.draws, frame.flags = substream(key, i), 0, {}
             frame.masks.append(ok)
+            ctx.in_comprehension += 1
             try:
                 if lst.table is not None:
                     e = make_agent_handle(lst.table, vals, ok)
@@ -506,6 +510,7 @@ def _vectorised(lists, fn, cond, star, what):
                 c = True if cond is None else test(cond(*args))
                 signals = frame.flags
             finally:
+                ctx.in_comprehension -= 1
                 frame.masks.pop()
                 frame.rng, frame.draws, frame.flags = saved
             kind, leaves = _element_out(out, what)
@@ -637,10 +642,12 @@ def for_each(body, iterable, location):
             saved = (frame.rng, frame.draws, frame.flags, frame.effects, frame.defer)
             frame.rng, frame.draws, frame.flags, frame.effects, frame.defer = substream(key, i), 0, {}, [], True
             frame.masks.append(lst.mask[i])
+            ctx.loop_slots.append((i, lst.capacity))
             try:
                 body(lst.element(i))
                 effects, signals = frame.effects, frame.flags
             finally:
+                ctx.loop_slots.pop()
                 frame.masks.pop()
                 frame.rng, frame.draws, frame.flags, frame.effects, frame.defer = saved
             metas.append([(e.kind, e.table, e.attr) for e in effects])
@@ -660,6 +667,7 @@ def for_each(body, iterable, location):
         effects = [Effect(k, t, a, r, v, m) for (k, t, a), (r, v, m) in zip(metas[0], eff)]
         if frame.agent is None:
             ctx.apply_effects(effects, frame)
+            ctx.settle_births()
             ctx.invalidate_indexes()
         else:
             frame.effects.extend(effects)

@@ -149,6 +149,7 @@ class AgentTable:
         self.agent_lists: dict = {}  # column name -> table whose rows it lists ([cap, width], -1 pad)
         self.list_flags: dict = {}  # overflow flag -> (list column, width asked or None: double)
         self.fitted = False  # spare rows trimmed once (see fit)
+        self.nursery = 0  # rows a compiled step adds for agents born in it (see create_agent)
 
     # ----------------------------------------------------------------- rows
     def _grow(self, need):
@@ -188,6 +189,14 @@ class AgentTable:
         """Append rows for new agents; returns their row indices."""
         self.to_host()
         k = len(uids)
+        if self.nursery and self.n + k > self.cap:  # births use any free row: so does the host
+            free = np.flatnonzero(~self.alive[: self.n])[:k]
+            if len(free) == k:
+                self.alive[free] = True
+                self.uid[free] = uids
+                for name, col in self.cols.items():
+                    col[free] = -1 if name in self.agent_lists else _fill_value(name, col.dtype)
+                return free
         self._grow(self.n + k)
         rows = np.arange(self.n, self.n + k)
         self.alive[rows] = True
@@ -338,10 +347,16 @@ class AgentTable:
         """The agent object for a row (the same object while anybody holds it)."""
         row = int(row)
         h = self.handles.get(row)
+        uid = None
+        if self.nursery and h is not None:  # rows of dead agents take newborns in steps
+            uid = int(np.asarray(self.uid)[row])
+            if h.__dict__.get("_mj_uid") != uid:
+                h = None
         if h is None:
             h = object.__new__(self.cls)
             object.__setattr__(h, "_table", self)
             object.__setattr__(h, "_row", row)
+            object.__setattr__(h, "_mj_uid", int(np.asarray(self.uid)[row]) if uid is None else uid)
             self.handles[row] = h
         return h
 

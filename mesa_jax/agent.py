@@ -16,7 +16,7 @@ import numpy as np
 
 from ._collections import TracedList, make_agent_handle, prefix_count
 from ._context import coerce, current
-from .errors import UnsupportedError
+from .errors import MesaJaxError, UnsupportedError
 
 __all__ = ["Agent", "AgentSet"]
 
@@ -31,6 +31,17 @@ def _data_descriptor(cls, name):
                 return attr
             return None
     return None
+
+
+def _check_not_replaced(agent):
+    """A removed agent's row may hold an agent born later (births reuse rows)."""
+    t = agent._table
+    uid = agent.__dict__.get("_mj_uid")
+    if uid is not None and int(np.asarray(t.uid)[agent._row]) != uid:
+        raise MesaJaxError(
+            f"agent {uid} ({t.cls.__name__}) was removed and its row now holds a newer agent: "
+            f"mesa_jax does not keep the attributes of removed agents once agents are born in "
+            f"compiled steps (read what you need before removing it)")
 
 
 class Agent:
@@ -50,16 +61,18 @@ class Agent:
         super().__init__(*args, **kwargs)
         ctx = current()
         if ctx is not None:
+            if "_table" in self.__dict__:  # a birth: its row is given (TraceContext.create_agent)
+                return
             raise UnsupportedError(
-                f"creating a `{type(self).__name__}` agent inside a compiled step",
-                "create agents in `Model.__init__` for now (births in compiled steps are "
-                "planned), or run the model eagerly (`MESA_JAX_DISABLE_JIT=1`)")
+                f"creating a `{type(self).__name__}` agent inside a compiled step outside "
+                f"converted code", "create it in a model or agent method (`Sheep(self.model, ...)`)")
         table = model._table_for(type(self))
         uid = model._next_ids(1)
         row = int(table.add_rows(uid)[0])
         pending = self.__dict__.pop("_pending", None)
         object.__setattr__(self, "_table", table)
         object.__setattr__(self, "_row", row)
+        object.__setattr__(self, "_mj_uid", int(uid[0]))
         table.handles[row] = self
         if pending:
             for k, v in pending.items():
@@ -80,6 +93,8 @@ class Agent:
         if ctx is not None:
             ctx.write_attr(self, name, value)
         else:
+            if table.nursery:
+                _check_not_replaced(self)
             table.set(d["_row"], name, value)
 
     def __getattr__(self, name):
@@ -95,6 +110,8 @@ class Agent:
             return ctx.read_attr(self, name)
         if not table.has(name):
             raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+        if table.nursery:
+            _check_not_replaced(self)
         return table.get(d["_row"], name)
 
     @property
@@ -113,7 +130,8 @@ class Agent:
         t = self._table
         if current() is not None:
             return t.uid[self._row]
-        return int(np.asarray(t.uid)[self._row])
+        uid = self.__dict__.get("_mj_uid")  # an agent's id never changes, its row may be reused
+        return uid if uid is not None else int(np.asarray(t.uid)[self._row])
 
     @unique_id.setter
     def unique_id(self, value):
@@ -185,11 +203,17 @@ class Agent:
         def per_agent(v):
             return isinstance(v, (list, np.ndarray, tuple)) and len(v) == n
 
+        ctx = current()
+        if ctx is not None and not isinstance(n, (int, np.integer)):
+            raise UnsupportedError(f"`{cls.__name__}.create_agents` with a traced number of agents",
+                                   "pass a Python int (a bound), and create conditionally in a loop")
         agents = []
         for i in range(n):
             a = [v[i] if per_agent(v) else v for v in args]
             k = {key: (v[i] if per_agent(v) else v) for key, v in kwargs.items()}
-            agents.append(cls(model, *a, **k))
+            agents.append(cls(model, *a, **k) if ctx is None else ctx.create_agent(cls, (model, *a), k))
+        if ctx is not None:  # births in a compiled step: the new agents, as a tuple
+            return tuple(agents)
         return AgentSet(agents, random=model.random)
 
     def __repr__(self):

@@ -350,6 +350,8 @@ class ContinuousSpaceAgent(Agent):
         if space is None:
             return
         if current() is not None:
+            if space is self._table.grids.get(_COLUMN):  # an agent born in this space
+                return
             raise UnsupportedError("moving an agent to another space inside a step",
                                    "set `space` in `__init__`")
         space._bind(self._table)
