@@ -404,11 +404,10 @@ class TraceContext:
         if self.in_comprehension:
             raise UnsupportedError(f"creating a `{cls.__name__}` agent inside a comprehension",
                                    "create agents in a `for` loop or a plain statement")
-        for name, geom in table.spaces.items():
-            if getattr(geom, "capacity", None) is not None or getattr(table.grids.get(name), "capacity", None):
-                raise UnsupportedError(
-                    f"creating a `{cls.__name__}` agent inside a compiled step: it lives in a "
-                    f"space with a capacity per cell", "create such agents on the host (run eagerly)")
+        if any(geom.capacity is not None for geom in table.spaces.values()):
+            raise UnsupportedError(
+                f"creating a `{cls.__name__}` agent inside a compiled step: it lives in a "
+                f"space with a capacity per cell", "create such agents on the host (run eagerly)")
         parent = self.frame
         slot, size = jnp.int32(0), 1
         if parent.agent is not None:  # acting rows: the table's own rows, not its nursery
@@ -443,8 +442,9 @@ class TraceContext:
             old = parent.flags.get(name)
             parent.flags[name] = v if old is None else merge_signal(name, old, v)
         born = jnp.logical_and(frame.own["__alive__"], True if parent.mask is None else parent.mask)
-        effects = [Effect("set", table, n, row, frame.own[n], born) for n in frame.own]
-        effects.append(Effect("set", table, "__alive__", row, jnp.asarray(True), born))
+        # "put": the rows are the batch's own nursery rows, never shared (no random winner)
+        effects = [Effect("put", table, n, row, frame.own[n], born) for n in frame.own]
+        effects.append(Effect("put", table, "__alive__", row, jnp.asarray(True), born))
         effects[:0] = frame.effects
         object.__setattr__(handle, "_mj_born", dict(frame.own))  # what reads of it see
         if parent.agent is None and not parent.defer:
@@ -683,6 +683,8 @@ class TraceContext:
             safe_rows = jnp.where(mask, rows, cap)
             if e.kind == "add":
                 col = col.at[safe_rows].add(vals.astype(col.dtype), mode="drop")
+            elif e.kind == "put":  # rows known to be distinct
+                col = col.at[safe_rows].set(vals.astype(col.dtype), mode="drop")
             else:  # "set": one random winner per target row
                 prio = (frame.next_bits(rows.shape) >> 2).astype(jnp.int32)
                 prio = jnp.where(mask, prio, -1)

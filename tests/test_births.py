@@ -240,3 +240,33 @@ def test_creating_a_class_without_agents_is_an_error():
     with pytest.raises(UnsupportedError) as err:
         _unknown_class_model().step()
     assert "no `Seed` agent existed before the step" in str(err.value)
+
+
+def _crowded_model():
+    class Settler(jax_ds.CellAgent):
+        def __init__(self, model, cell):
+            super().__init__(model)
+            self.cell = cell
+
+        def step(self):
+            Settler(self.model, self.cell.neighborhood.select_random_cell())
+
+    class M(mesa_jax.Model):
+        def __init__(self):
+            super().__init__(seed=1)
+            self.grid = jax_ds.OrthogonalMooreGrid((4, 4), capacity=1, random=self.random)
+            Settler(self, self.grid.all_cells.cells[0])
+
+        def step(self):
+            self.agents.do("step")
+
+    return M()
+
+
+def test_births_into_capacity_limited_cells_are_refused():
+    with pytest.raises(UnsupportedError) as err:
+        _crowded_model().step()
+    msg = str(err.value)
+    assert "creating a `Settler` agent inside a compiled step: it lives in a space with a " \
+           "capacity per cell" in msg
+    assert f"{__file__}:" in msg
