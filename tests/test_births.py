@@ -95,6 +95,77 @@ def test_host_created_agents_between_compiled_births_match_mesa():
     assert runs[1] == runs[0]
 
 
+def _farm(base, ds):
+    class Egg(base.Agent):
+        def __init__(self, model, size):
+            super().__init__(model)
+            self.size = size
+
+        def step(self):
+            self.size += 1
+
+    class Hen(base.Agent):
+        def __init__(self, model, k):
+            super().__init__(model)
+            self.k = k
+
+        def step(self):
+            for j in range(3):
+                if j < self.k:
+                    Egg(self.model, 10 * self.k + j)
+
+    class Plant(ds.CellAgent):
+        def __init__(self, model, cell, age=0):
+            super().__init__(model)
+            self.cell = cell
+            self.age = age
+
+        def step(self):
+            self.age += 1
+            if self.age == 2:
+                for c in self.cell.neighborhood:  # a vectorised loop over the neighbours
+                    if (c.coordinate[0] + c.coordinate[1]) % 3 == 0:
+                        Plant(self.model, c)
+
+    class Farm(base.Model):
+        def __init__(self):
+            super().__init__(seed=1)
+            self.grid = ds.OrthogonalVonNeumannGrid((6, 6), torus=True, random=self.random)
+            for k in range(4):
+                Hen(self, k)
+            Egg(self, 0)
+            Plant(self, self.grid[(2, 2)])
+            Plant(self, self.grid[(4, 1)], age=1)
+
+        def step(self):
+            self.agents_by_type[Hen].do("step")
+            self.agents_by_type[Egg].do("step")
+            self.agents_by_type[Plant].do("step")
+            for egg in list(self.agents_by_type[Egg]):
+                if egg.size > 25:
+                    egg.remove()
+
+    return Farm, Egg, Plant
+
+
+def test_births_of_another_class_and_in_loops_match_mesa():
+    """Hens lay eggs (another class) in an unrolled loop under a traced condition; plants
+    seed neighbouring cells in a vectorised loop; eggs are removed at model level: the
+    same eggs and plants as Mesa, step for step."""
+    runs = []
+    for base, ds in ((mesa, mesa_ds), (mesa_jax, jax_ds)):
+        farm, egg, plant = _farm(base, ds)
+        m = farm()
+        seen = []
+        for _ in range(5):
+            m.step()
+            seen.append((sorted(a.size for a in m.agents_by_type[egg]),
+                         sorted((a.cell.coordinate, a.age) for a in m.agents_by_type[plant])))
+        runs.append(seen)
+    assert runs[1] == runs[0]
+    assert len(runs[0][-1][1]) > 2 and len(runs[0][-1][0]) > 5
+
+
 def _field(base, ds):
     class Critter(ds.CellAgent):
         def __init__(self, model, energy, cell):
