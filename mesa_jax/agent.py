@@ -258,6 +258,8 @@ class AgentSet:
                 r = rows[alive[rows]] if len(rows) else rows
             else:
                 r = np.flatnonzero(np.asarray(rows)[: t.n] & alive[: t.n])
+            if t.nursery and not (isinstance(rows, np.ndarray) and rows.dtype != np.bool_):
+                r = r[np.argsort(np.asarray(t.uid)[r], kind="stable")]  # creation order, as Mesa
             out.append((t, r))
         return out
 
