@@ -347,6 +347,10 @@ class CompiledStep:
             for (table, name), spec in self._retyped.items():
                 if isinstance(spec, tuple):
                     table.retype_list_column(name, spec[1], spec[2])
+                elif spec == "text":
+                    table.retype_text_column(name)
+                elif spec == "float":
+                    table.promote_column(name)
                 else:
                     table.retype_none_column(name, spec.dtype, spec.shape)
                 self._all_retyped[(table, name)] = spec
@@ -425,9 +429,14 @@ class CompiledStep:
             if i < len(tables):
                 tables[i].nursery = rows
         for i, name, spec in alias.retyped:
+            if spec == "float" and i < len(tables) and name in tables[i].cols and \
+                    tables[i].cols[name].dtype.kind in "iu":
+                tables[i].promote_column(name)
             if i < len(tables) and getattr(tables[i].cols.get(name), "dtype", None) == object:
                 if isinstance(spec, tuple):
                     tables[i].retype_list_column(name, tables[spec[1]], spec[2])
+                elif spec == "text":
+                    tables[i].retype_text_column(name)
                 else:
                     tables[i].retype_none_column(name, spec.dtype, spec.shape)
 

@@ -285,7 +285,7 @@ class TraceContext:
                 target = self._list_target(table, name)
                 if target is not None:
                     return self._agent_list(value, target)
-                if name in table.strings:
+                if name in table.strings or self.retyped.get((table, name)) == "text":
                     return TracedStr(value)
                 if handle is frame.agent:
                     self.origins[id(value)] = (table, name, value)
@@ -295,6 +295,8 @@ class TraceContext:
             spec = self.retyped.get((table, name))
             if isinstance(spec, tuple):  # discovery: a list of agents written earlier
                 return self._agent_list(jnp.full(spec[2], -1, jnp.int32), spec[1])
+            if spec == "text":  # discovery: text written earlier in this step
+                return TracedStr(jnp.int32(0))
             if spec is not None:  # discovery: typed by an earlier write in this step
                 return jnp.zeros(spec.shape, spec.dtype)
             static = table.static_cols.get(name)
@@ -324,7 +326,8 @@ class TraceContext:
         table = handle._table
         if self._type_none_column(table, name, value):
             if handle is frame.agent:
-                frame.own[name] = jnp.asarray(value)
+                code = TracedStr.code_of(value)
+                frame.own[name] = jnp.asarray(value if code is None else code)
             return
         target = self._list_target(table, name)
         if target is not None:
@@ -586,6 +589,9 @@ class TraceContext:
                 return False  # written (encoded) by the caller
         if static != "None":
             return False
+        if isinstance(value, (str, TracedStr)):  # text: interned codes (see _strings)
+            self.retyped.setdefault((table, name), "text")
+            return True
         if isinstance(value, (jax.Array, np.ndarray, bool, int, float, np.generic)):
             self.retyped.setdefault((table, name), jax.ShapeDtypeStruct(jnp.shape(value), jnp.result_type(value)))
             return True
@@ -720,6 +726,13 @@ def coerce(value, like, table, name):
     if value.dtype == like_dtype:
         return value
     if jnp.issubdtype(like_dtype, jnp.integer) and jnp.issubdtype(value.dtype, jnp.floating):
+        ctx = current()
+        if ctx is not None and ctx.discovery and name in table.cols and not name.startswith("_mj_") \
+                and name not in table.enums and name not in table.strings:
+            # as in Python, an int attribute given a float holds floats: the host widens the
+            # column to float32 before the step is traced for real
+            ctx.retyped.setdefault((table, name), "float")
+            return value
         raise UnsupportedError(
             f"assigning a float to `{table.cls.__name__}.{name}`, whose column holds integers",
             f"start it as a float in `__init__` (e.g. `self.{name} = 0.0`), or round "

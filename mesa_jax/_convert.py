@@ -22,6 +22,8 @@ user code                      converted
 ``not a``, ``a if c else b``
 ``[e for x in xs if c]``       ``__mj.comp``: vmapped over a traced list
 ``a is b``, ``x in xs``        ``__mj.is_``/``is_not``/``in_``
+``d[k]``                       ``__mj.getitem``: a host dict looked up by a traced key
+``[*xs, a]``                   ``__mj.star_list``: traced lists joined
 ``o.x += v``                   ``__mj.augattr``: scatter-add on other agents
 ``f(...)``                     ``__mj.call``: builtins overloaded, user code converted
 ``o.x`` (load)                 ``__mj.ga``: user properties converted
@@ -313,6 +315,23 @@ class _Converter(ast.NodeTransformer):
         if isinstance(node.value, ast.Name) and node.value.id == _RT:
             return node
         return _call_rt("ga", [node.value, ast.Constant(value=node.attr)], node)
+
+    def visit_Subscript(self, node):
+        self.generic_visit(node)
+        sl = node.slice
+        if not isinstance(node.ctx, ast.Load) or isinstance(sl, ast.Slice) or (
+                isinstance(sl, ast.Tuple) and any(isinstance(e, ast.Slice) for e in sl.elts)):
+            return node
+        return _call_rt("getitem", [node.value, sl], node)
+
+    def visit_List(self, node):
+        self.generic_visit(node)
+        if not isinstance(node.ctx, ast.Load) or not any(isinstance(e, ast.Starred) for e in node.elts):
+            return node
+        parts = [ast.Tuple(elts=[ast.Constant(value=isinstance(e, ast.Starred)),
+                                 e.value if isinstance(e, ast.Starred) else e], ctx=ast.Load())
+                 for e in node.elts]
+        return _call_rt("star_list", parts, node)
 
     def visit_BoolOp(self, node):
         self.generic_visit(node)

@@ -26,7 +26,7 @@ from ._random import mix32, substream
 from ._strings import TracedStr, intern
 from ._strings import wrap as str_wrap
 from ._table import enum_code
-from .errors import MesaJaxError, UnsupportedError, user_location
+from .errors import MesaJaxError, UnsupportedError, register_step_error, user_location
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
 _LIB_DIRS = tuple({p for p in sys.path if p.endswith(("site-packages", "dist-packages"))}
@@ -562,6 +562,84 @@ def traced_lists(iterable):
     if fn is not None:
         return fn()
     return None
+
+
+def star_list(*parts):
+    """``[*xs, a, *ys]``: a Python list, or (a traced list among the starred parts) one
+    traced list with the plain elements as one-slot lists."""
+    if not builtins.any(starred and traced_lists(v) is not None for starred, v in parts):
+        out = []
+        for starred, v in parts:
+            if starred:
+                out.extend(v)
+            else:
+                out.append(v)
+        return out
+    Agent = _agent_cls()
+    lists = []
+    for starred, v in parts:
+        if starred:
+            inner = traced_lists(v)
+            if inner is None:
+                v = list(v)
+                if not v:
+                    continue
+                inner = [star_list(*[(False, x) for x in v])]
+            lists.extend(inner)
+        elif isinstance(v, Agent):
+            valid = jnp.asarray(v.__dict__.get("_valid", True))
+            lists.append(TracedList(jnp.asarray(v._row, jnp.int32)[None], valid[None], table=v._table))
+        else:
+            lists.append(TracedList(jnp.asarray(v)[None], jnp.ones(1, bool), compact=True))
+    if len(lists) == 1:
+        return lists[0]
+    if builtins.all(x.table is not None for x in lists) and len({id(x.table) for x in lists}) > 1:
+        return MultiList(lists)
+    return concat_lists(lists, "list display")
+
+
+_KEY_ERROR = register_step_error(
+    "key", lambda p: KeyError("a traced key that is not in the dict (looked up in a compiled step)"))
+
+
+def getitem(obj, key):
+    """``obj[key]``; a host dict looked up by a traced key (text codes, numbers, tuples of
+    them) selects among its values, all compared at once; a key it lacks is Python's
+    KeyError, raised after the step."""
+    if isinstance(obj, dict) and _is_traced_key(key):
+        keys = list(obj)
+        hits = [_key_eq(key, k) for k in keys]
+        hits = [jnp.asarray(h, bool) for h in hits]
+        if not keys:
+            raise KeyError(key)
+        values = [obj[k] for k in keys]
+        if builtins.all(isinstance(v, str) for v in values):
+            return TracedStr(jnp.select(hits, [jnp.int32(intern(v)) for v in values]))
+        if not builtins.all(_numeric(v) for v in values):
+            raise UnsupportedError(
+                "looking up a dict of non-numbers with a traced key",
+                "keep numbers (or text) as the values, or branch on the key with `if`")
+        found = functools.reduce(jnp.logical_or, hits)
+        current().report_error(_KEY_ERROR, jnp.logical_not(found))
+        return jnp.select(hits, [jnp.asarray(v) for v in values])
+    return obj[key]
+
+
+def _is_traced_key(key):
+    if isinstance(key, tuple):
+        return builtins.any(_is_traced_key(k) for k in key)
+    return is_traced(key) or isinstance(key, TracedStr)
+
+
+def _key_eq(key, k):
+    if isinstance(key, tuple):
+        if not isinstance(k, tuple) or len(k) != len(key):
+            return False
+        return functools.reduce(jnp.logical_and, [jnp.asarray(_key_eq(a, b)) for a, b in zip(key, k)],
+                                jnp.asarray(True))
+    if is_traced(key) and not _numeric(k):
+        return False
+    return eq(key, k)
 
 
 def comp(iterable, fn, cond, star, kind):

@@ -327,17 +327,28 @@ class AgentTable:
 
             self.cols[name] = jnp.asarray(self.cols[name])
 
-    def retype_none_column(self, name, dtype, shape):
-        """Turn a column that holds only None into a numeric one (rows read as zero)."""
+    def retype_none_column(self, name, dtype, shape, fill=0):
+        """Turn a column that holds only None into a numeric one (rows read as ``fill``)."""
         dtype, _ = column_dtype(np.zeros((), dtype)[()])
         was_device = self.on_device
         self.to_host()
-        self.cols[name] = np.zeros((self.cap,) + tuple(shape), dtype)
+        self.cols[name] = np.full((self.cap,) + tuple(shape), fill, dtype)
         self.static_cols.pop(name, None)
         if was_device:
             import jax.numpy as jnp
 
             self.cols[name] = jnp.asarray(self.cols[name])
+
+    def promote_column(self, name):
+        """An int column a step writes floats into holds float32 from now on (Python's int
+        attribute becomes a float the same way)."""
+        self.cols[name] = self.cols[name].astype(np.float32)
+        self.host_version += 1
+
+    def retype_text_column(self, name):
+        """Turn a column that holds only None into a text one (rows read as "")."""
+        self.retype_none_column(name, np.int32, (), fill=_strings.intern(""))
+        self.strings.add(name)
 
     def alive_rows(self):
         alive = np.asarray(self.alive)

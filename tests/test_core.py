@@ -365,6 +365,74 @@ def test_text_attributes_on_the_host_as_in_mesa():
     assert a.state == 3 and isinstance(list(m.agents)[1].state, str)
 
 
+def _halving_model(base):
+    class Halver(base.Agent):
+        def __init__(self, model):
+            super().__init__(model)
+            self.x = 1  # an int ...
+            self.payoff = 0
+
+        def step(self):
+            self.x = self.x * 0.5  # ... given a float, as Python allows
+            self.payoff += {1: 1.6, 2: 0}[self.unique_id % 2 + 1]
+
+    class Halving(base.Model):
+        def __init__(self):
+            super().__init__(seed=1)
+            Halver.create_agents(self, 3)
+
+        def step(self):
+            self.agents.do("step")
+
+    return Halving()
+
+
+def test_int_attribute_given_a_float_holds_floats_as_in_mesa():
+    """An attribute started as an int and assigned floats in a step (`x * 0.5`, `+=` of a
+    dict's float value looked up by a traced key) holds floats, as in Python."""
+    runs = []
+    for base in (mesa, mesa_jax):
+        m = _halving_model(base)
+        out = []
+        for _ in range(3):
+            m.step()
+            out.append([(a.x, round(a.payoff, 5)) for a in m.agents])
+        runs.append(out)
+    assert runs[1] == runs[0]
+    assert runs[0][-1][0] == (0.125, 0.0)
+
+
+def _lookup_model():
+    class Looker(mesa_jax.Agent):
+        def __init__(self, model):
+            super().__init__(model)
+            self.x = 0
+
+        def step(self):
+            self.x = {1: 5, 2: 6}[self.unique_id]
+
+    class Lookup(mesa_jax.Model):
+        def __init__(self, n):
+            super().__init__(seed=1)
+            Looker.create_agents(self, n)
+
+        def step(self):
+            self.agents.do("step")
+
+    return Lookup
+
+
+def test_dict_lookup_by_a_traced_key_as_in_python():
+    lookup = _lookup_model()
+    m = lookup(2)
+    m.step()
+    assert [a.x for a in m.agents] == [5, 6]
+    m = lookup(3)  # agent 3's key is missing: Python's KeyError, after the step
+    with pytest.raises(KeyError):
+        m.step()
+    assert [a.x for a in m.agents] == [0, 0, 0]  # the state before the step is kept
+
+
 def _retyping_model(base):
     class Counter(base.Model):
         def __init__(self):

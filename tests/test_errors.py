@@ -61,13 +61,6 @@ def test_new_attribute_in_step_is_rejected():
     assert "__init__" in msg
 
 
-def test_float_into_int_column_is_rejected():
-    with pytest.raises(UnsupportedError) as err:
-        _step(bad.FloatIntoIntAgent)
-    assert "assigning a float to `FloatIntoIntAgent.x`" in str(err.value)
-    assert f"{BAD_FILE}:{_line_of(bad.FloatIntoIntAgent, 'self.x * 0.5')}" in str(err.value)
-
-
 def test_text_work_in_a_step_is_rejected():
     with pytest.raises(UnsupportedError) as err:
         _step(bad.TextWorkAgent)

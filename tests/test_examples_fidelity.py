@@ -1,5 +1,5 @@
-"""Mesa's basic examples (Game of Life, Schelling, Virus on network) under the redirect,
-against the same files run by Mesa itself.
+"""Mesa's basic examples (Game of Life, Schelling, Virus on network) and the advanced
+Prisoner's Dilemma under the redirect, against the same files run by Mesa itself.
 
 * Game of Life is deterministic after its (seeded, host-side) initial grid: every cell's
   state must equal Mesa's after each of 50 steps.
@@ -30,6 +30,7 @@ import mesa_jax
 from mesa_jax.redirect import mesa_example
 
 GOL = "mesa.examples.basic.conways_game_of_life.model"
+PD = "mesa.examples.advanced.pd_grid.model"
 SCHELLING = "mesa.examples.basic.schelling.model"
 VIRUS = "mesa.examples.basic.virus_on_network.model"
 
@@ -56,6 +57,32 @@ def test_game_of_life_matches_mesa_cell_for_cell(seed):
         assert (a == b).all(), f"step {step + 1}: {int((a != b).sum())} cells differ"
     assert _gol_grid(real, w, h).sum() > 0  # something was still alive to compare
     assert ours._mj_compiled.trace_count <= 1  # 50 steps, one trace (0: another seed's program)
+
+
+def _pd_state(model):
+    agents = sorted(model.agents, key=lambda a: a.unique_id)
+    return "".join(a.move for a in agents), [round(float(a.score), 3) for a in agents]
+
+
+@pytest.mark.parametrize("seed", [2, 4])
+def test_prisoners_dilemma_simultaneous_matches_mesa_agent_for_agent(seed):
+    """Mesa's advanced pd_grid example, unmodified: text moves ("C"/"D"), a payoff dict
+    looked up by (move, move), `[*neighbors, self]`, `max(..., key=)`, an int score
+    that becomes a float. Its "Simultaneous" order is deterministic after the (seeded,
+    host-side) initial moves: every agent's move and score, and the reporter, equal
+    Mesa's after each of 6 steps."""
+    real = importlib.import_module(PD).PdGrid(width=20, height=20,
+                                             activation_order="Simultaneous", seed=seed)
+    ours = mesa_example(PD).PdGrid(width=20, height=20, activation_order="Simultaneous",
+                                   seed=seed)
+    assert _pd_state(ours) == _pd_state(real)
+    for step in range(6):
+        real.step()
+        ours.step()
+        assert _pd_state(ours) == _pd_state(real), f"step {step + 1}"
+    theirs = list(real.datacollector.get_model_vars_dataframe()["Cooperating_Agents"])
+    assert list(ours.datacollector.get_model_vars_dataframe()["Cooperating_Agents"]) == theirs
+    assert len(set(theirs)) > 3  # cooperation changed: the comparison saw dynamics
 
 
 def _happy_trajectory(cls, seed, check_cells=False):

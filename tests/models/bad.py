@@ -50,15 +50,6 @@ class NewAttrAgent(mesa.Agent):
         self.brand_new = 5
 
 
-class FloatIntoIntAgent(mesa.Agent):
-    def __init__(self, model):
-        super().__init__(model)
-        self.x = 1
-
-    def step(self):
-        self.x = self.x * 0.5
-
-
 class TextWorkAgent(mesa.Agent):
     def __init__(self, model):
         super().__init__(model)
