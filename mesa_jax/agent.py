@@ -18,7 +18,7 @@ from ._collections import TracedList, make_agent_handle, prefix_count
 from ._context import coerce, current
 from .errors import MesaJaxError, UnsupportedError
 
-__all__ = ["Agent", "AgentSet"]
+__all__ = ["Agent", "AgentSet", "GroupBy"]
 
 _HANDLE_SLOTS = ("_table", "_row", "_valid", "_pending")
 
@@ -515,14 +515,72 @@ class AgentSet:
             raise KeyError(agent)
         self.discard(agent)
 
-    def groupby(self, by, result_type="agentset"):
+    def groupby(self, by, result_type="agentset") -> GroupBy:
+        """The agents grouped by an attribute's value or by ``by(agent)`` (Mesa's GroupBy).
+
+        Inside a compiled step only by an Enum or bool attribute (the keys are known while
+        compiling): every member is a key, with an empty group where no agent has it."""
+        if current() is not None:
+            return self._traced_groupby(by)
         groups: dict = {}
         for a in self:
             k = getattr(a, by) if isinstance(by, str) else by(a)
             groups.setdefault(k, []).append(a)
         if result_type == "agentset":
-            return {k: AgentSet(v, random=self.random) for k, v in groups.items()}
-        return groups
+            return GroupBy({k: AgentSet(v, random=self.random) for k, v in groups.items()})
+        return GroupBy(groups)
+
+    def _traced_groupby(self, by):
+        parts = self._traced_parts()
+        kinds = {(t.enums.get(by), t.cols[by].dtype == np.bool_) if isinstance(by, str) and by in t.cols
+                 else None for t, _ in parts}
+        if len(kinds) != 1 or None in kinds or kinds == {(None, False)}:
+            raise UnsupportedError(
+                "`AgentSet.groupby` in a compiled step by anything but an Enum or bool attribute",
+                "count with comprehensions (`sum(1 for a in agents if a.state == ...)`), or "
+                "keep the grouping attribute an Enum")
+        enum, _ = next(iter(kinds))
+        keys = list(enum) if enum is not None else [False, True]
+        codes = list(range(len(keys))) if enum is not None else keys
+        return GroupBy({k: self._new([(t, m & (t.cols[by] == c)) for t, m in parts])
+                        for k, c in zip(keys, codes)})
+
+    def _mj_count(self):
+        """How many agents (a traced count inside a compiled step)."""
+        if current() is not None:
+            return sum(jnp.sum(m.astype(jnp.int32)) for _, m in self._traced_parts())
+        return len(self)
+
+
+class GroupBy:
+    """Groups of agents by key (Mesa's ``GroupBy``): ``groups``, ``map``, ``do``,
+    ``count``, ``agg``; iterating gives ``(key, group)`` pairs."""
+
+    def __init__(self, groups: dict):
+        self.groups = groups
+
+    def map(self, method, *args, **kwargs) -> dict:
+        """``method`` (a callable, or the name of a method of the groups) on each group."""
+        if isinstance(method, str):
+            return {k: getattr(g, method)(*args, **kwargs) for k, g in self.groups.items()}
+        return {k: method(g, *args, **kwargs) for k, g in self.groups.items()}
+
+    def do(self, method, *args, **kwargs) -> GroupBy:
+        self.map(method, *args, **kwargs)
+        return self
+
+    def count(self) -> dict:
+        return {k: (g._mj_count() if isinstance(g, AgentSet) else len(g)) for k, g in self.groups.items()}
+
+    def agg(self, attr_name: str, func) -> dict:
+        return {k: (g.agg(attr_name, func) if isinstance(g, AgentSet)
+                    else func([getattr(a, attr_name) for a in g])) for k, g in self.groups.items()}
+
+    def __iter__(self):
+        return iter(self.groups.items())
+
+    def __len__(self):
+        return len(self.groups)
 
 
 def agent_handle(table, row, valid=True):

@@ -433,6 +433,57 @@ def test_dict_lookup_by_a_traced_key_as_in_python():
     assert [a.x for a in m.agents] == [0, 0, 0]  # the state before the step is kept
 
 
+def _census_model(base):
+    class Voter(base.Agent):
+        def __init__(self, model):
+            super().__init__(model)
+            self.phase = _Phase.CALM
+            self.keen = self.unique_id % 3 == 0
+            self.score = self.unique_id
+
+        def step(self):
+            if self.unique_id % 2 == 0:
+                self.phase = _Phase.BUSY
+
+    class Census(base.Model):
+        def __init__(self):
+            super().__init__(seed=1)
+            Voter.create_agents(self, 7)
+            self.CALM, self.BUSY, self.keen = 0, 0, 0
+            self._count()
+
+        def _count(self):
+            counts = self.agents.groupby("phase").count()
+            for phase in _Phase:
+                setattr(self, phase.name, counts.get(phase, 0))
+            self.keen = self.agents.groupby("keen").count().get(True, 0)
+
+        def step(self):
+            self.agents.do("step")
+            self._count()
+
+    return Census()
+
+
+def test_groupby_counts_in_steps_and_on_the_host_as_in_mesa():
+    """Mesa's GroupBy (`groupby(...).count()` as in its Epstein example): on the host any
+    key; in a compiled step by an Enum or bool attribute."""
+    runs = []
+    for base in (mesa, mesa_jax):
+        m = _census_model(base)
+        before = (m.CALM, m.BUSY, m.keen)
+        m.step()
+        g = m.agents.groupby("phase")
+        host = ({k.name: v for k, v in g.count().items()},
+                {k.name: v for k, v in g.agg("score", sum).items()},
+                {k.name: sorted(v) for k, v in g.map(lambda grp: [a.unique_id for a in grp]).items()},
+                {k.name: v for k, v in g.do("shuffle").map("__len__").items()},
+                len(g), sorted(k.name for k, _ in g))
+        runs.append((before, (int(m.CALM), int(m.BUSY), int(m.keen)), host))
+    assert runs[1] == runs[0]
+    assert runs[0][1] == (4, 3, 2)
+
+
 def _retyping_model(base):
     class Counter(base.Model):
         def __init__(self):
