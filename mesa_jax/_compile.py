@@ -460,9 +460,7 @@ class CompiledStep:
         for t in m._mj_tables.values():
             if not t.on_device:
                 t.fit()
-                t.alive = jnp.asarray(t.alive)
-                t.uid = jnp.asarray(t.uid)
-                t.cols = {k: (jnp.asarray(v) if v.dtype != object else v) for k, v in t.cols.items()}
+                t.to_device()
         for _ in range(_MAX_REPLAYS):
             fn = self._fn(n)
             state = self.split()
@@ -490,8 +488,7 @@ class CompiledStep:
                     t.to_host()
                     t._grow(max(-(-t.cap * 3 // 2), t.cap + -(-extra * 5 // 4)))
                     t.n = t.cap  # newborns may take any free row (add_rows then reuses free rows too)
-                    t.alive, t.uid = jnp.asarray(t.alive), jnp.asarray(t.uid)
-                    t.cols = {c: (jnp.asarray(v) if v.dtype != object else v) for c, v in t.cols.items()}
+                    t.to_device()
                     continue
                 if k.startswith("need:"):  # a capacity asked for a size: 1.25x of it, and
                     cap = k[len("need:"):]  # at least 1.5x the old one (fewer recompiles)
@@ -545,8 +542,8 @@ def _open_nurseries(ctx, m):
             t.uid = jnp.concatenate([t.uid, jnp.zeros(rows, t.uid.dtype)])
             for name, col in t.cols.items():
                 if col.dtype != object:
-                    fill = -1 if name in t.agent_lists or name.startswith("_mj_") else 0
-                    t.cols[name] = jnp.concatenate([col, jnp.full((rows,) + col.shape[1:], fill, col.dtype)])
+                    fill = jnp.full((rows,) + col.shape[1:], t.fill_of(name, col.dtype), col.dtype)
+                    t.cols[name] = jnp.concatenate([col, fill])
             t.cap = cap0 + rows
 
 

@@ -501,7 +501,7 @@ class TraceContext:
             table.alive = move(alive, False)
             for name, col in list(table.cols.items()):
                 if col.dtype != object:
-                    table.cols[name] = move(col, -1 if name in table.agent_lists or name.startswith("_mj_") else 0)
+                    table.cols[name] = move(col, table.fill_of(name, col.dtype))
             # rows of newborns kept in lists of agents point at their new rows
             new_row = moved[table] = jnp.where(dest < cap0, dest, -1)
             for other in model._mj_tables.values():

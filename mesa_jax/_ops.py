@@ -607,20 +607,18 @@ def getitem(obj, key):
     them) selects among its values, all compared at once; a key it lacks is Python's
     KeyError, raised after the step."""
     if isinstance(obj, dict) and _is_traced_key(key):
-        keys = list(obj)
-        hits = [_key_eq(key, k) for k in keys]
-        hits = [jnp.asarray(h, bool) for h in hits]
-        if not keys:
+        if not obj:
             raise KeyError(key)
-        values = [obj[k] for k in keys]
-        if builtins.all(isinstance(v, str) for v in values):
-            return TracedStr(jnp.select(hits, [jnp.int32(intern(v)) for v in values]))
-        if not builtins.all(_numeric(v) for v in values):
+        values = list(obj.values())
+        text = builtins.all(isinstance(v, str) for v in values)
+        if not text and not builtins.all(_numeric(v) for v in values):
             raise UnsupportedError(
                 "looking up a dict of non-numbers with a traced key",
                 "keep numbers (or text) as the values, or branch on the key with `if`")
-        found = functools.reduce(jnp.logical_or, hits)
-        current().report_error(_KEY_ERROR, jnp.logical_not(found))
+        hits = [jnp.asarray(_key_eq(key, k), bool) for k in obj]
+        current().report_error(_KEY_ERROR, jnp.logical_not(functools.reduce(jnp.logical_or, hits)))
+        if text:
+            return TracedStr(jnp.select(hits, [jnp.int32(intern(v)) for v in values]))
         return jnp.select(hits, [jnp.asarray(v) for v in values])
     return obj[key]
 

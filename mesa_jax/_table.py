@@ -152,6 +152,17 @@ class AgentTable:
         self.nursery = 0  # rows a compiled step adds for agents born in it (see create_agent)
 
     # ----------------------------------------------------------------- rows
+    def fill_of(self, name, dtype):
+        """What an empty row of column ``name`` holds (-1 for rows of agents: none)."""
+        return -1 if name in self.agent_lists else _fill_value(name, dtype)
+
+    def to_device(self):
+        """Numeric columns, ids and the alive mask as device arrays (objects stay)."""
+        import jax.numpy as jnp
+
+        self.alive, self.uid = jnp.asarray(self.alive), jnp.asarray(self.uid)
+        self.cols = {k: (jnp.asarray(v) if v.dtype != object else v) for k, v in self.cols.items()}
+
     def _grow(self, need):
         if need <= self.cap:
             return
@@ -163,7 +174,7 @@ class AgentTable:
         self.uid = np.concatenate([self.uid, np.zeros(cap - self.cap, np.int32)])
         for name, col in self.cols.items():
             pad = np.empty((cap - self.cap,) + col.shape[1:], col.dtype)
-            pad[...] = -1 if name in self.agent_lists else _fill_value(name, col.dtype)
+            pad[...] = self.fill_of(name, col.dtype)
             self.cols[name] = np.concatenate([col, pad])
         self.cap = cap
 
@@ -195,7 +206,7 @@ class AgentTable:
                 self.alive[free] = True
                 self.uid[free] = uids
                 for name, col in self.cols.items():
-                    col[free] = -1 if name in self.agent_lists else _fill_value(name, col.dtype)
+                    col[free] = self.fill_of(name, col.dtype)
                 return free
         self._grow(self.n + k)
         rows = np.arange(self.n, self.n + k)
