@@ -206,8 +206,24 @@ def _mark_vector_loops(fdef):
             isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Store)
             and isinstance(n.value, ast.Name) and n.value.id == first
             for n in ast.walk(loop))
-        loop._mj_vector = not (assigned & used_outside) and not jumps and not self_writes \
+        accs = _accumulators(loop, assigned & used_outside)
+        loop._mj_vector = not (assigned & used_outside) - accs and not jumps and not self_writes \
             and not loop.orelse
+        loop._mj_accs = sorted(accs)
+
+
+def _accumulators(loop, carried):
+    """Names the loop only adds to (``n += e`` / ``n -= e``, never read in the loop
+    otherwise): a sum over the iterations, so the loop can run vectorised."""
+    target = _assigned_names([ast.Assign(targets=[loop.target], value=ast.Constant(0))])
+    out = set()
+    for name in carried - target:
+        stores = [n for n in ast.walk(loop) if isinstance(n, ast.Name) and n.id == name]
+        aug = [n for n in ast.walk(loop) if isinstance(n, ast.AugAssign)
+               and isinstance(n.target, ast.Name) and n.target.id == name]
+        if aug and len(aug) == len(stores) and all(isinstance(a.op, (ast.Add, ast.Sub)) for a in aug):
+            out.add(name)
+    return out
 
 
 def _contains(stmts, types_, stop_at_loops=False):
@@ -495,15 +511,26 @@ class _Converter(ast.NodeTransformer):
         return ast.copy_location(new, node)
 
     def _vector_for(self, node):
-        """``for T in it: body`` -> ``def f(item): T = item; body`` + ``__mj.for_each(f, it)``."""
+        """``for T in it: body`` -> ``def f(item): T = item; body`` + ``__mj.for_each(f, it)``.
+
+        Accumulators (``n += e`` only) start at 0 in ``f``, which returns them; for_each
+        sums them over the iterations and the loop adds the sums."""
         self.generic_visit(node)
-        fn, item = self.tmp("forbody"), self.tmp("item")
+        accs = getattr(node, "_mj_accs", [])
+        fn, item, sums = self.tmp("forbody"), self.tmp("item"), self.tmp("sums")
         defs = _parse_stmts(f"def {fn}({item}):\n    pass\n", node)
         unpack = ast.copy_location(ast.Assign(targets=[node.target], value=ast.Name(id=item, ctx=ast.Load())), node)
-        defs[0].body = [unpack] + node.body
+        starts = _parse_stmts("".join(f"{a} = 0\n" for a in accs), node) if accs else []
+        ret = _parse_stmts(f"return ({''.join(a + ', ' for a in accs)})\n", node) if accs else []
+        defs[0].body = [unpack] + starts + node.body + ret
         call = _call_rt("for_each", [ast.Name(id=fn, ctx=ast.Load()), node.iter,
-                                     ast.Constant(value=_loc(self.filename, node))], node)
-        return defs + [ast.copy_location(ast.Expr(value=call), node)]
+                                     ast.Constant(value=_loc(self.filename, node)),
+                                     ast.Constant(value=len(accs))], node)
+        if not accs:
+            return defs + [ast.copy_location(ast.Expr(value=call), node)]
+        run = ast.copy_location(ast.Assign(targets=[ast.Name(id=sums, ctx=ast.Store())], value=call), node)
+        adds = _parse_stmts("".join(f"{a} = {a} + {sums}[{i}]\n" for i, a in enumerate(accs)), node)
+        return defs + [run] + adds
 
     def visit_While(self, node):
         jumps = _contains(node.body, (ast.Break, ast.Continue, ast.Return), stop_at_loops=True)

@@ -695,18 +695,22 @@ def iter_(iterable, has_break, location):
             yield lst.mask[i], lst.element(i)
 
 
-def for_each(body, iterable, location):
+def for_each(body, iterable, location, n_sums=0):
     """A ``for`` loop whose iterations are independent (see ``_convert._mark_vector_loops``).
 
     A Python iterable runs as a plain loop. A traced collection runs the body once, vmapped
     over its slots (masked by validity): writes to agents and ``+=`` on model attributes
-    become effects, applied together after the loop, as for an agent call.
+    become effects, applied together after the loop, as for an agent call. With
+    ``n_sums`` accumulators the body returns its increments; their sums over the
+    iterations (valid slots only) are returned.
     """
     lists = traced_lists(iterable)
+    sums = [0] * n_sums
     if lists is None:
         for item in iterable:
-            body(item)
-        return
+            out = body(item)
+            sums = [s + d for s, d in zip(sums, out or ())]
+        return tuple(sums)
     ctx = current()
     frame = ctx.frame
     for lst in lists:
@@ -720,7 +724,7 @@ def for_each(body, iterable, location):
             frame.masks.append(lst.mask[i])
             ctx.loop_slots.append((i, lst.capacity))
             try:
-                body(lst.element(i))
+                out = body(lst.element(i))
                 effects, signals = frame.effects, frame.flags
             finally:
                 ctx.loop_slots.pop()
@@ -729,9 +733,12 @@ def for_each(body, iterable, location):
             metas.append([(e.kind, e.table, e.attr) for e in effects])
             eff = [(jnp.asarray(0 if e.rows is None else e.rows), jnp.asarray(e.values),
                     jnp.asarray(True if e.mask is None else e.mask)) for e in effects]
-            return eff, signals
+            deltas = [jnp.where(lst.mask[i], jnp.asarray(d), jnp.zeros_like(jnp.asarray(d)))
+                      for d in (out or ())]
+            return eff, signals, deltas
 
-        eff, signals = jax.vmap(one)(jnp.arange(lst.capacity))
+        eff, signals, deltas = jax.vmap(one)(jnp.arange(lst.capacity))
+        sums = [s + jnp.sum(d, axis=0) for s, d in zip(sums, deltas)]
         if frame.own is not None and builtins.any(frame.own[k] is not v for k, v in own_before.items()):
             raise UnsupportedError("an assignment to the acting agent inside a `for` loop over a "
                                    "traced collection", "accumulate in the loop, assign after it",
@@ -747,6 +754,7 @@ def for_each(body, iterable, location):
             ctx.invalidate_indexes()
         else:
             frame.effects.extend(effects)
+    return tuple(sums)
 
 
 def _zip(*iterables, strict=False):

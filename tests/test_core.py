@@ -10,7 +10,9 @@ import polars as pl
 import pytest
 
 import mesa
+import mesa.discrete_space
 import mesa_jax
+import mesa_jax.discrete_space
 from compat_examples.boltzmann_wealth_model.model import BoltzmannWealth
 from compat_examples.boltzmann_wealth_multigrid.model import MoneyModel
 from _stats import ks_2samp
@@ -482,6 +484,58 @@ def test_groupby_counts_in_steps_and_on_the_host_as_in_mesa():
         runs.append((before, (int(m.CALM), int(m.BUSY), int(m.keen)), host))
     assert runs[1] == runs[0]
     assert runs[0][1] == (4, 3, 2)
+
+
+def _watch_model(base, ds):
+    class Watcher(ds.CellAgent):
+        def __init__(self, model, cell, kind):
+            super().__init__(model)
+            self.cell = cell
+            self.kind = kind
+            self.seen = 0
+            self.weight = 0.0
+
+        def step(self):
+            friends = 0
+            strangers = 1
+            weight = 0.0
+            for other in self.cell.get_neighborhood(radius=4).agents:  # 80 cells: > 64
+                if other.kind == self.kind:
+                    friends += 1
+                    weight += other.kind * 0.5 + 1
+                else:
+                    strangers -= -1
+            self.seen = friends * 100 + strangers
+            self.weight = weight
+
+    class World(base.Model):
+        def __init__(self):
+            super().__init__(seed=1)
+            self.grid = ds.OrthogonalMooreGrid((12, 12), torus=True, random=self.random)
+            for i, cell in enumerate(self.random.sample(list(self.grid.all_cells), 90)):
+                Watcher(self, cell, i % 3)
+            self.total = 0
+
+        def step(self):
+            self.agents.do("step")
+            total = 0
+            for a in self.agents:  # 90 agents
+                total += a.seen
+            self.total = total
+
+    return World()
+
+
+def test_loops_that_only_add_run_vectorised_at_any_size():
+    """`for` loops whose carried variables are only `+=`/`-=` (counting neighbours by
+    kind) over more than 64 elements: sums over the iterations, equal to Mesa's."""
+    runs = []
+    for base, ds in ((mesa, mesa.discrete_space), (mesa_jax, mesa_jax.discrete_space)):
+        m = _watch_model(base, ds)
+        m.step()
+        runs.append((m.total, [(a.seen, a.weight) for a in m.agents]))
+    assert runs[1] == runs[0]
+    assert max(s for s, _ in runs[0][1]) > 300  # several friends seen
 
 
 def _retyping_model(base):
