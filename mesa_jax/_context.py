@@ -122,6 +122,43 @@ _ROW_COUNT = register_step_error(
         f"mesa_jax keeps model arrays at the length they had in __init__"))
 
 
+_UNSET_SCRATCH = register_step_error(
+    "unset_scratch", lambda p: AttributeError(
+        "a compiled step read an attribute holding a collection (cells, agents of several "
+        "classes) that this step had not assigned for that agent; mesa_jax keeps such "
+        "attributes for the step that assigns them only: assign before reading, every step"))
+
+
+def _is_traced_collection(value):
+    from ._collections import MultiList, TracedList
+
+    return isinstance(value, (TracedList, MultiList)) or hasattr(value, "_mj_traced_lists")
+
+
+class _Scratch:
+    """An acting agent's attribute holding a traced collection for the rest of its step
+    (``self.neighborhood = self.cell.get_neighborhood(...)``); never stored in a column.
+    Rows whose reads find it unassigned (a branch skipped the write) raise after the step."""
+
+    def __init__(self, value, mask):
+        self.value, self.mask = value, mask
+
+    @staticmethod
+    def write(old, value, mask, name):
+        if mask is None or old is None:
+            return _Scratch(value, mask)
+        from ._ops import select
+
+        merged = select(mask, value, old.value, name)
+        return _Scratch(merged, mask if old.mask is None else jnp.logical_or(mask, old.mask))
+
+    def read(self, ctx, mask):
+        if self.mask is not None:
+            reading = jnp.asarray(True) if mask is None else mask
+            ctx.report_error(_UNSET_SCRATCH, jnp.logical_and(reading, jnp.logical_not(self.mask)))
+        return self.value
+
+
 _SLOT_FOR_SLOT_MAX = 1 << 24  # list-column elements (64 MiB) worth widening to store lists slot for slot
 
 
@@ -282,6 +319,8 @@ class TraceContext:
             own = frame.own if handle is frame.agent else born
             if name in own:
                 value = own[name]
+                if isinstance(value, _Scratch):
+                    return value.read(self, frame.mask)
                 target = self._list_target(table, name)
                 if target is not None:
                     return self._agent_list(value, target)
@@ -338,6 +377,10 @@ class TraceContext:
                 return
         if handle is frame.agent:
             old = frame.own.get(name)
+            if (old is None or isinstance(old, _Scratch)) and _is_traced_collection(value) \
+                    and (name in table.static_cols or name not in table.cols):
+                frame.own[name] = _Scratch.write(old, value, frame.mask, name)
+                return
             if old is None:
                 self._unknown_attr(table, name)
             frame.own[name] = masked(frame.mask, coerce(value, old, table, name), old)

@@ -178,6 +178,52 @@ def _assigned_names(stmts):
     return names
 
 
+def _append_loops_to_comprehensions(fdef):
+    """``for x in xs: [if c:] lst.append(e)`` (``lst`` a local name, the loop doing
+    nothing else) -> ``lst = __mj.extend_list(lst, [e for x in xs if c])``: the list
+    is built by a comprehension, which runs vectorised over traced collections."""
+    def rewrite(stmts):
+        out = []
+        for st in stmts:
+            for field in ("body", "orelse", "finalbody"):
+                if isinstance(getattr(st, field, None), list) and not isinstance(
+                        st, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    setattr(st, field, rewrite(getattr(st, field)))
+            if isinstance(st, ast.Try):
+                for h in st.handlers:
+                    h.body = rewrite(h.body)
+            out.append(_as_comprehension(st) or st)
+        return out
+
+    fdef.body = rewrite(fdef.body)
+
+
+def _as_comprehension(loop):
+    if not isinstance(loop, ast.For) or loop.orelse or len(loop.body) != 1:
+        return None
+    inner, conds = loop.body[0], []
+    if isinstance(inner, ast.If) and not inner.orelse and len(inner.body) == 1:
+        conds, inner = [inner.test], inner.body[0]
+    call = inner.value if isinstance(inner, ast.Expr) else None
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+            and call.func.attr == "append" and isinstance(call.func.value, ast.Name)
+            and len(call.args) == 1 and not call.keywords):
+        return None
+    name = call.func.value.id
+    uses = [n for n in ast.walk(loop) if isinstance(n, ast.Name) and n.id == name]
+    if len(uses) != 1:  # the list is read or rebound in the loop: not a plain build
+        return None
+    comp = ast.ListComp(elt=call.args[0], generators=[
+        ast.comprehension(target=loop.target, iter=loop.iter, ifs=conds, is_async=0)])
+    value = ast.Call(func=ast.Attribute(value=ast.Name(id=_RT, ctx=ast.Load()), attr="extend_list",
+                                        ctx=ast.Load()),
+                     args=[ast.Name(id=name, ctx=ast.Load()), comp], keywords=[])
+    new = ast.Assign(targets=[ast.Name(id=name, ctx=ast.Store())], value=value)
+    for node in (comp, value, new, value.func, value.func.value, value.args[0], new.targets[0]):
+        ast.copy_location(node, loop)
+    return new
+
+
 def _mark_vector_loops(fdef):
     """Mark ``for`` loops whose iterations are independent (``_mj_vector``).
 
@@ -642,6 +688,7 @@ def convert(fn):
             "define it with `def` in a .py file", _loc(filename, fdef))
     _ZeroDivisionPass().visit(fdef)
     _check_supported(fdef, filename)
+    _append_loops_to_comprehensions(fdef)
     _mark_vector_loops(fdef)
     fdef.decorator_list = []
     _ReturnPass().run(fdef)

@@ -517,7 +517,7 @@ def _vectorised(lists, fn, cond, star, what):
             valid = jnp.asarray(True)
             if kind[0] == "agent":
                 leaves, valid = leaves
-            meta.append(kind)
+            meta.append((kind, c is False))
             return leaves, jnp.logical_and(jnp.asarray(c), valid), signals
 
         idx = jnp.arange(lst.capacity)
@@ -529,7 +529,9 @@ def _vectorised(lists, fn, cond, star, what):
             raise UnsupportedError(f"an assignment inside a {what}",
                                    "assign in a `for` loop, or compute values in the comprehension "
                                    "and assign after it")
-        kind = meta[0]
+        kind, never = meta[0]
+        if never and (results or lst is not lists[-1]):
+            continue  # the filter is False for this whole list (`isinstance(a, Cop)`)
         mask = lst.mask & c
         if kind[0] == "agent":
             results.append(TracedList(leaves, mask, table=kind[1]))
@@ -596,6 +598,17 @@ def star_list(*parts):
     if builtins.all(x.table is not None for x in lists) and len({id(x.table) for x in lists}) > 1:
         return MultiList(lists)
     return concat_lists(lists, "list display")
+
+
+def extend_list(lst, items):
+    """``lst`` extended by a comprehension's result (a loop of appends, rewritten): the
+    same Python list when both are Python lists, else one traced list."""
+    if traced_lists(items) is None and traced_lists(lst) is None:
+        lst.extend(items)
+        return lst
+    if isinstance(lst, list) and not lst:
+        return items
+    return star_list((True, lst), (True, items))
 
 
 _KEY_ERROR = register_step_error(

@@ -538,6 +538,42 @@ def test_loops_that_only_add_run_vectorised_at_any_size():
     assert max(s for s, _ in runs[0][1]) > 300  # several friends seen
 
 
+def _scratch_model():
+    class Looker(mesa_jax.discrete_space.CellAgent):
+        def __init__(self, model, cell):
+            super().__init__(model)
+            self.cell = cell
+            self.near = []
+            self.count = 0
+
+        def step(self):
+            if self.unique_id % 2 == 0:
+                self.near = [c for c in self.cell.neighborhood if c.is_empty]  # cells: kept for the step
+            self.count = len(self.near)
+
+    class M(mesa_jax.Model):
+        def __init__(self):
+            super().__init__(seed=1)
+            grid = mesa_jax.discrete_space.OrthogonalMooreGrid((5, 5), torus=True, random=self.random)
+            for i, cell in enumerate(list(grid.all_cells)[:4]):
+                Looker(self, cell)
+
+        def step(self):
+            self.agents.do("step")
+
+    return M()
+
+
+def test_collections_kept_in_attributes_for_the_step_only():
+    """An attribute assigned a list of cells holds it for the rest of the agent's step;
+    an agent whose branch skipped the assignment gets Python's AttributeError after the
+    step (the state before the step is kept)."""
+    m = _scratch_model()
+    with pytest.raises(AttributeError, match="had not assigned for that agent"):
+        m.step()
+    assert [a.count for a in m.agents] == [0, 0, 0, 0]
+
+
 def _retyping_model(base):
     class Counter(base.Model):
         def __init__(self):

@@ -1,5 +1,5 @@
 """Mesa's basic examples (Game of Life, Schelling, Virus on network) and the advanced
-Prisoner's Dilemma under the redirect, against the same files run by Mesa itself.
+Prisoner's Dilemma and Epstein civil violence under the redirect, against the same files run by Mesa itself.
 
 * Game of Life is deterministic after its (seeded, host-side) initial grid: every cell's
   state must equal Mesa's after each of 50 steps.
@@ -83,6 +83,39 @@ def test_prisoners_dilemma_simultaneous_matches_mesa_agent_for_agent(seed):
     theirs = list(real.datacollector.get_model_vars_dataframe()["Cooperating_Agents"])
     assert list(ours.datacollector.get_model_vars_dataframe()["Cooperating_Agents"]) == theirs
     assert len(set(theirs)) > 3  # cooperation changed: the comparison saw dynamics
+
+
+EPSTEIN = "mesa.examples.advanced.epstein_civil_violence.model"
+
+
+def _epstein_counts(model):
+    return int(model.ACTIVE), int(model.QUIET), int(model.ARRESTED)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_epstein_civil_violence_runs_unmodified_and_counts_agree_with_mesa():
+    """Mesa's advanced Epstein example, unmodified: Enum states counted with
+    `groupby(...).count()`, neighbourhoods kept in agent attributes for the step, loops
+    that count by kind and build lists by `append`, `random.choice` over citizens only,
+    moves into capacity-1 cells. At its default parameters the few citizens who turn
+    active in the first step are all arrested (with sentences longer than the run) and
+    nobody turns active later. In Mesa cops acting later in the same step arrest them at
+    once; in parallel activation cops see the step's starting state and arrest them one
+    step later (the documented lag). So: after 8 steps the counts equal Mesa's (2 seeds,
+    12x12), every step the citizens add up, and no cell ever holds two agents."""
+    for seed in (0, 3):
+        real = importlib.import_module(EPSTEIN).EpsteinCivilViolence(width=12, height=12, seed=seed)
+        ours = mesa_example(EPSTEIN).EpsteinCivilViolence(width=12, height=12, seed=seed)
+        citizens = sum(_epstein_counts(real))
+        assert _epstein_counts(ours) == _epstein_counts(real)
+        for _ in range(8):
+            real.step()
+            ours.step()
+            assert sum(_epstein_counts(ours)) == citizens
+            cells = [a.cell.coordinate for a in ours.agents]
+            assert len(set(cells)) == len(cells), "two agents share a capacity-1 cell"
+        assert _epstein_counts(ours) == _epstein_counts(real), f"seed {seed}"
+        assert _epstein_counts(real)[2] > 0 and citizens > 50  # arrests happened
 
 
 def _happy_trajectory(cls, seed, check_cells=False):
