@@ -192,15 +192,19 @@ def _append_loops_to_comprehensions(fdef):
             if isinstance(st, ast.Try):
                 for h in st.handlers:
                     h.body = rewrite(h.body)
-            out.append(_as_comprehension(st) or st)
+            out.append(_as_comprehension(st, fdef) or st)
         return out
 
     fdef.body = rewrite(fdef.body)
 
 
-def _as_comprehension(loop):
+def _as_comprehension(loop, fdef):
     if not isinstance(loop, ast.For) or loop.orelse or len(loop.body) != 1:
         return None
+    inside = {id(n) for n in ast.walk(loop)}
+    targets = _assigned_names([ast.Assign(targets=[loop.target], value=ast.Constant(0))])
+    if any(isinstance(n, ast.Name) and n.id in targets and id(n) not in inside for n in ast.walk(fdef)):
+        return None  # the loop variable is used after the loop (a comprehension would not set it)
     inner, conds = loop.body[0], []
     if isinstance(inner, ast.If) and not inner.orelse and len(inner.body) == 1:
         conds, inner = [inner.test], inner.body[0]

@@ -116,6 +116,31 @@ class Walker(CellAgent):
     def c_float_math(self):
         self.f = abs(self.b - 0.5) * 2.0 + max(self.b, 0.25)
 
+    def c_accumulate(self):
+        friends = 0
+        weight = 0.0
+        for o in self.cell.agents:
+            if o.a > 3:
+                friends += 1
+                weight -= o.a * 0.5
+        self.r = friends
+        self.f = weight
+
+    def c_append_build(self):
+        found = []
+        for o in self.cell.agents:
+            if o.a > 4:
+                found.append(o.a)
+        self.r = sum(found) + 10 * len(found)
+
+    def c_dict_lookup(self):
+        self.r = {0: 5, 1: 7, 2: 9}[self.a % 3]
+        self.f = {(True, 0): 0.5, (False, 0): 1.5}[(self.b > 0.5, 0)]
+
+    def c_star_list(self):
+        group = [*self.cell.agents, self]
+        self.r = len(group)
+
     def c_nested(self):
         k = 0
         if self.a > 2:
