@@ -493,7 +493,11 @@ class CompiledStep:
                 if k.startswith("need:"):  # a capacity asked for a size: 1.25x of it, and
                     cap = k[len("need:"):]  # at least 1.5x the old one (fewer recompiles)
                     old = self.capacities.get(cap, default_capacity(cap))
-                    self.capacities[cap] = max(-(-old * 3 // 2), -(-int(np.max(flags[k])) * 5 // 4))
+                    asked = int(np.max(flags[k]))
+                    if cap.startswith("radius:"):  # a neighbourhood radius: exactly as asked
+                        self.capacities[cap] = max(old + 1, asked)
+                    else:
+                        self.capacities[cap] = max(-(-old * 3 // 2), -(-asked * 5 // 4))
                     continue
                 if k.startswith("listcol:"):  # a list-of-agents column: widen it (to
                     for t in m._mj_tables.values():  # the lists' capacity when that was asked)

@@ -142,7 +142,8 @@ class CellGeometry:
         """(cell ids [M], mask [M]) around traced cell ``idx``; ``radius`` may be traced.
 
         A traced radius is answered from a table of host-chosen radius R (first 1); a larger
-        radius raises a flag and the step is replayed with R doubled.
+        radius asks for itself (a ``need:`` signal) and the step is replayed with R that
+        large (one replay for Epstein's vision 7, where doubling took three).
         """
         idx = jnp.clip(idx, 0, None)
         if not isinstance(radius, jax.core.Tracer):
@@ -151,7 +152,8 @@ class CellGeometry:
             return ids, (ids >= 0) & valid
         name = f"radius:{self.stable_name(ctx.model)}:{int(moore)}{int(include_center)}"
         big = ctx.capacities.get(name, default_capacity(name))
-        ctx.flag(name, radius > big)
+        asked = jnp.ceil(jnp.asarray(radius, jnp.float32)).astype(jnp.int32)
+        ctx.signal(f"need:{name}", jnp.where(asked > big, asked, 0))
         tab = self._device_table(ctx, ("rings", big, moore, include_center))
         dist = self._device_table(ctx, ("dist", big, moore, include_center))
         ids = tab[idx]
