@@ -393,3 +393,17 @@ def test_births_into_capacity_limited_cells_are_refused():
     assert "creating a `Settler` agent inside a compiled step: it lives in a space with a " \
            "capacity per cell" in msg
     assert f"{__file__}:" in msg
+
+
+def test_births_in_a_scanned_chunk_match_single_steps():
+    """`run_for(n)` (one scanned program for n steps) with births, deaths and growth ends
+    where n single steps and Mesa end."""
+    def state(m):
+        return len(m.agents), sorted((a.energy, a.age) for a in m.agents), max(a.unique_id for a in m.agents)
+
+    theirs = _dish(mesa)()
+    for _ in range(8):
+        theirs.step()
+    ours = _dish(mesa_jax)()
+    ours.run_for(8)
+    assert state(ours) == state(theirs)
