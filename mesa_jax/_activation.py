@@ -224,7 +224,7 @@ def _vmap_call(ctx, table, fn, active, call_rng, args, kwargs):
         return own, eff, frame.flags
 
     # a nursery (rows for agents born in this step, see create_agent) never acts
-    n = ctx.nursery.get(table, (table.cap, 0))[0]
+    n = ctx.nursery_of(table)[0]
     rows = jnp.arange(n)
     if n < table.cap:
         active, cols = active[:n], {k: v[:n] for k, v in cols.items()}

@@ -22,6 +22,7 @@ import numpy as np
 
 from ._masked import MaskedRows
 from ._strings import TracedStr
+from ._strings import unsupported as text_unsupported
 from ._table import enum_code
 from .errors import register_step_error
 
@@ -402,7 +403,7 @@ class TraceContext:
         frame = self.frame
         table = handle._table
         if name in table.strings:
-            return self.write_attr(handle, name, TracedStr(jnp.int32(0)) + delta)  # the error
+            raise text_unsupported("`+=`")
         if handle is frame.agent:
             old = frame.own.get(name)
             if old is None:
@@ -426,6 +427,10 @@ class TraceContext:
         frame.effects.append(Effect(kind, table, name, handle._row, value, m))
 
     # ---------------------------------------------------------------- births
+    def nursery_of(self, table):
+        """(the table's own rows, its nursery rows) in this trace."""
+        return self.nursery.get(table, (table.cap, 0))
+
     def create_agent(self, cls, args, kwargs):
         """``cls(model, ...)`` inside a step: the agent gets a nursery row, its converted
         ``__init__`` runs as the acting agent of a frame of its own (its attribute writes
@@ -458,10 +463,10 @@ class TraceContext:
         slot, size = jnp.int32(0), 1
         if parent.agent is not None:  # acting rows: the table's own rows, not its nursery
             slot = jnp.asarray(parent.agent._row, jnp.int32)
-            size = self.nursery.get(parent.table, (parent.table.cap, 0))[0]
+            size = self.nursery_of(parent.table)[0]
         for i, cap in self.loop_slots:
             slot, size = slot * cap + i, size * cap
-        cap0, rows = self.nursery.get(table, (table.cap, 0))
+        cap0, rows = self.nursery_of(table)
         start = self.cursor.get(table, 0)
         self.cursor[table] = start + size
         self.nursery_need[table] = max(self.nursery_need.get(table, 0), start + size)
@@ -489,8 +494,7 @@ class TraceContext:
             parent.flags[name] = v if old is None else merge_signal(name, old, v)
         born = jnp.logical_and(frame.own["__alive__"], True if parent.mask is None else parent.mask)
         # "put": the rows are the batch's own nursery rows, never shared (no random winner)
-        effects = [Effect("put", table, n, row, frame.own[n], born) for n in frame.own]
-        effects.append(Effect("put", table, "__alive__", row, jnp.asarray(True), born))
+        effects = [Effect("put", table, n, row, frame.own[n], born) for n in frame.own]  # incl. alive
         effects[:0] = frame.effects
         object.__setattr__(handle, "_mj_born", dict(frame.own))  # what reads of it see
         if parent.agent is None and not parent.defer:
@@ -519,7 +523,7 @@ class TraceContext:
             if used == 0:
                 continue
             self.cursor[table] = 0
-            cap0, rows = self.nursery.get(table, (table.cap, 0))
+            cap0, rows = self.nursery_of(table)
             if rows == 0:  # discovery before the nursery exists
                 continue
             alive = table.alive

@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import UnsupportedError
 
-__all__ = ["TracedStr", "intern", "text", "texts", "wrap"]
+__all__ = ["TracedStr", "intern", "text", "texts", "unsupported", "wrap"]
 
 _CODES: dict[str, int] = {}
 _TEXT: list[str] = []
@@ -45,7 +45,7 @@ def wrap(code, _valid=True):
     return TracedStr(code)
 
 
-def _unsupported(what):
+def unsupported(what):
     return UnsupportedError(
         f"{what} on a string attribute's value inside a compiled step (it is kept as a code)",
         "compare it with `==`, `!=` or `in (\"a\", \"b\")`, or assign it; do string work on the "
@@ -98,32 +98,32 @@ class TracedStr:
         return TracedStr(jnp.where(c, self.code, code))
 
     def __hash__(self):
-        raise _unsupported("use as a dict key or set member")
+        raise unsupported("use as a dict key or set member")
 
     def __bool__(self):
-        raise _unsupported("a truth test")
+        raise unsupported("a truth test")
 
     def __len__(self):
-        raise _unsupported("`len()`")
+        raise unsupported("`len()`")
 
     def __getitem__(self, _):
-        raise _unsupported("indexing or slicing")
+        raise unsupported("indexing or slicing")
 
     def __add__(self, _):
-        raise _unsupported("`+`")
+        raise unsupported("`+`")
 
     __radd__ = __add__
 
     def __format__(self, _spec):
-        raise _unsupported("formatting")
+        raise unsupported("formatting")
 
     def __str__(self):
-        raise _unsupported("`str()`")
+        raise unsupported("`str()`")
 
     def __getattr__(self, name):
         if name.startswith("_"):  # protocol probes (hasattr) stay plain misses
             raise AttributeError(name)
-        raise _unsupported(f"`.{name}`")
+        raise unsupported(f"`.{name}`")
 
     def __repr__(self):
         return f"TracedStr({self.code!r})"
