@@ -23,12 +23,16 @@ doubles the capacity, recompiles and replays the step from the saved state.
 from __future__ import annotations
 
 import enum
+import math
+import os
 import types
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._activation import activation_of
+from ._claims import claim_rounds
 from ._context import TraceContext, is_traced
 from ._convert import convert
 from ._gridindex import default_capacity
@@ -38,6 +42,10 @@ __all__ = ["compiled_step", "CompiledStep"]
 
 _SIMPLE = (bool, int, float, str, type(None), np.bool_, np.integer, np.floating)
 _MAX_REPLAYS = 12
+# the most steps one call of the stepping loop runs ahead of the user's step() calls
+# (``MESA_JAX_RUN_AHEAD=1``: none, every step() is one program call that waits for its step)
+_AHEAD_MAX = max(1, int(os.environ.get("MESA_JAX_RUN_AHEAD", "16")))
+_ROW_WORDS = 16384  # model numbers (array elements) a row of the stepping loop holds at most
 
 
 class _Shared:
@@ -61,6 +69,7 @@ class _Shared:
         self.traces = []  # {"layout": [(signal, size)], "scalars": [(name, dtype)], "targets": [path]}
         self.pending = None  # the record of the step being traced
         self.reads = set()  # model attributes its traces read: their contents key the programs
+        self.ahead_ok = False  # whether step() runs through the stepping loop (see step_once)
 
 
 _SHARED: dict = {}
@@ -189,8 +198,13 @@ class CompiledStep:
         self._fingerprint = None
         self._shared = None
         self._scalar_inputs: dict = {}  # attribute -> (the Python value set, its device scalar)
+        self._ahead = None  # steps run ahead, not all served yet (see step_once)
+        self._k = 1  # how many steps the next call of the stepping loop runs
+        self._cool = 0  # step() calls to run one step at a time after a chunk was cut short
+        self._backoff = 4
 
     def invalidate(self):
+        self._drop()
         self._fingerprint = None
 
     # -------------------------------------------------------------- state
@@ -233,14 +247,16 @@ class CompiledStep:
 
     def merge(self, state):
         """Bind a state (concrete or traced) back onto the model object."""
-        m = self.model
-        for t, ts in zip(m._mj_tables.values(), state["tables"]):
+        self._merge_tables(state)
+        for name, v in state["attrs"].items():
+            self.model.__dict__[name] = v
+
+    def _merge_tables(self, state):
+        for t, ts in zip(self.model._mj_tables.values(), state["tables"]):
             t.alive = ts["alive"]
             t.uid = ts["uid"]
             for name, col in ts["cols"].items():
                 t.cols[name] = col
-        for name, v in state["attrs"].items():
-            m.__dict__[name] = v
         self.key = state["key"]
 
     def _fingerprint_now(self):
@@ -248,13 +264,10 @@ class CompiledStep:
         statics = tuple(sorted((k, _signature(v)) for k, v in m.__dict__.items()
                                if not k.startswith("_") and k not in m._mj_state_attrs
                                and not _is_array(v) and k not in ("random", "rng", "step")))
-        tables = tuple((t.cls, t.cap, tuple(sorted((c, v.dtype, v.shape[1:]) for c, v in t.cols.items())),
+        tables = tuple((t.cls, t.cap, tuple(sorted((c, v.dtype, v.shape[1:]) for c, v in t._cols.items())),
                         tuple(sorted(t.strings)), tuple(sorted(t.enums.items())),
                         tuple(sorted((c, _signature(g)) for c, g in t.grids.items())))
                        for t in m._mj_tables.values())
-        from ._activation import activation_of
-        from ._claims import claim_rounds
-
         return (type(m), m._user_step.__func__, activation_of(m), claim_rounds(m), statics, tables,
                 tuple(sorted(self.capacities.items())), tuple(sorted(m._mj_state_attrs)))
 
@@ -340,7 +353,12 @@ class CompiledStep:
         self._all_retyped = {}
         for _ in range(8):
             state = self.split()
-            jax.eval_shape(lambda s: self._step_body(s, discovery=True), state)
+            new_state, aux = jax.eval_shape(lambda s: self._step_body(s, discovery=True), state)
+            # steps that collect nothing and keep only small 32-bit numbers and arrays on
+            # the model step through the stepping loop (see step_once)
+            attrs = new_state["attrs"].values()
+            self._ahead_ok = _AHEAD_MAX > 1 and not aux["collected"] and all(
+                v.dtype.itemsize <= 4 for v in attrs) and sum(v.size for v in attrs) <= _ROW_WORDS
             grown = [t for t, n in self._nursery_need.items() if n > t.nursery]
             for t in grown:
                 t.nursery = self._nursery_need[t]
@@ -366,6 +384,17 @@ class CompiledStep:
         raise MesaJaxError("model state did not settle after 8 discovery traces")
 
     def _fn(self, n):
+        """The program running ``n`` steps (a scan), or the stepping loop (``n="loop"``)."""
+        self._sync_shared()
+        shared = self._shared
+        key = (n, self._read_statics())
+        fn = shared.fns.get(key)
+        if fn is None:
+            fn = shared.fns[key] = self._build_loop() if n == "loop" else self._build(n)
+        return fn
+
+    def _sync_shared(self):
+        """Find (or discover) what the model's current shape compiles to."""
         fp = self._fingerprint_now()
         if fp != self._fingerprint:
             known = _SHARED.get(fp)
@@ -382,19 +411,16 @@ class CompiledStep:
                 self._shared = None
                 self._discover()
                 fp = self._fingerprint_now()
-                known = _SHARED.get(fp) or _Shared()
+                known = _SHARED.get(fp)
+                if known is None:
+                    known = _Shared()
+                    known.ahead_ok = self._ahead_ok
                 _SHARED[fp] = known
                 if fp_before != fp:
                     _SHARED[fp_before] = self._alias()
             self._shared = known
             self._fingerprint = fp
-        shared = self._shared
-        shared.holder = self
-        key = (n, self._read_statics())
-        fn = shared.fns.get(key)
-        if fn is None:
-            fn = shared.fns[key] = self._build(n)
-        return fn
+        self._shared.holder = self
 
     def _read_statics(self):
         """The contents of the host values the program's traces read from the model (a
@@ -443,6 +469,7 @@ class CompiledStep:
     # ----------------------------------------------------------------- run
     def run(self, n_steps, chunk=None):
         """Run ``n_steps`` compiled steps (one call per chunk), replaying on overflow."""
+        self._drop()
         remaining = int(n_steps)
         while remaining > 0:
             n = remaining if chunk is None else min(chunk, remaining)
@@ -452,15 +479,19 @@ class CompiledStep:
     def run_until_stopped(self, max_steps=None):
         done = 0
         while self.model.running and (max_steps is None or done < max_steps):
-            self._run_chunk(1)
+            self.step_once()
             done += 1
 
-    def _run_chunk(self, n):
-        m = self.model
-        for t in m._mj_tables.values():
+    def _tables_to_device(self):
+        for t in self.model._mj_tables.values():
             if not t.on_device:
                 t.fit()
                 t.to_device()
+
+    def _run_chunk(self, n):
+        m = self.model
+        self._drop()
+        self._tables_to_device()
         for _ in range(_MAX_REPLAYS):
             fn = self._fn(n)
             state = self.split()
@@ -477,35 +508,10 @@ class CompiledStep:
                     if np.ndim(v) == 0 and k not in packed_names}  # 64-bit ones (x64 mode)
             wide = jax.device_get(wide) if wide else wide
             flags = _unpack(packed, trace["layout"])
-            over = [k for k, v in flags.items() if ":" in k and k.split(":")[0] not in ("error", "diag")
-                    and np.any(v)]
+            over = _over(flags)
             if not over:
                 break
-            for k in over:
-                if k.startswith("need:rows:"):  # more newborns than free rows: grow the table
-                    t = next(t for t in m._mj_tables.values() if t.cls.__qualname__ == k[10:])
-                    extra = int(np.max(flags[k]))
-                    t.to_host()
-                    t._grow(max(-(-t.cap * 3 // 2), t.cap + -(-extra * 5 // 4)))
-                    t.n = t.cap  # newborns may take any free row (add_rows then reuses free rows too)
-                    t.to_device()
-                    continue
-                if k.startswith("need:"):  # a capacity asked for a size: 1.25x of it, and
-                    cap = k[len("need:"):]  # at least 1.5x the old one (fewer recompiles)
-                    old = self.capacities.get(cap, default_capacity(cap))
-                    asked = int(np.max(flags[k]))
-                    if cap.startswith("radius:"):  # a neighbourhood radius: exactly as asked
-                        self.capacities[cap] = max(old + 1, asked)
-                    else:
-                        self.capacities[cap] = max(-(-old * 3 // 2), -(-asked * 5 // 4))
-                    continue
-                if k.startswith("listcol:"):  # a list-of-agents column: widen it (to
-                    for t in m._mj_tables.values():  # the lists' capacity when that was asked)
-                        if k in t.list_flags:
-                            col, slots = t.list_flags[k]
-                            t.resize_list_column(col, slots or 2 * t.cols[col].shape[1])
-                    continue
-                self.capacities[k] = self.capacities.get(k, default_capacity(k)) * 2
+            self._grow_for(over, flags)
             self.replays += 1
         else:
             raise MesaJaxError(f"capacities kept overflowing after {_MAX_REPLAYS} replays: {over}")
@@ -515,10 +521,7 @@ class CompiledStep:
                 hit = np.flatnonzero(v[:, 0])
                 if hit.size:  # the state before the chunk is kept
                     raise step_error(name[len("error:"):], v[hit[0], 1:])
-        diag = m.__dict__.setdefault("_mj_diagnostics", {})
-        for name, v in flags.items():
-            if name.startswith("diag:"):
-                diag[name[5:]] = diag.get(name[5:], 0) + int(np.sum(v))
+        _add_diagnostics(m, flags)
         self.merge(new_state)
         for t in m._mj_tables.values():
             if t.nursery:  # newborns may sit in any row: none is left for add_rows
@@ -526,7 +529,7 @@ class CompiledStep:
         scalars = _unpack_scalars(trace["scalars"], words)
         self._scalar_inputs = {}
         for k, v in scalars + [(k, np.asarray(v)) for k, v in wide.items()]:
-            py = bool(v) if v.dtype == np.bool_ else (int(v) if v.dtype.kind in "iu" else float(v))
+            py = _to_py(v)
             m.__dict__[k] = py
             # the device scalar goes back in as the next step's input while the attribute
             # still holds this very object (no host-to-device copy per scalar per step)
@@ -534,6 +537,254 @@ class CompiledStep:
         m.__dict__["_mj_version"] = m.__dict__.get("_mj_version", 0) + 1
         for path, rec in zip(trace["targets"], aux["collected"]):
             _resolve_path(m, path)._append_device(rec, n if n > 1 else 1)
+
+    # ------------------------------------------------------ step() and running ahead
+    # Models whose step collects no data and keeps only 32-bit numbers (and small arrays)
+    # on the model step through one program, the stepping loop: ``(state, n) -> (state
+    # after up to n steps, a row per step)``, a while loop that stops early after a step
+    # that overflows a capacity, raises, or sets ``running`` to False. A row holds the
+    # step's signals and the model's numbers after it. step() calls the loop for a chunk
+    # of k = 1, 2, 4, ... 16 steps while the user keeps stepping and serves the next calls
+    # from the rows (numbers, errors, diagnostics) without calling anything. The agents'
+    # columns stay where they were until the host reads or writes them: that catches them
+    # up (``land``: the same program runs the steps served since, from the state the
+    # columns hold, bit for bit what the chunk computed) and the chunk goes on serving.
+    # A change the chunk did not see (a write to the agents or to the model's numbers, a
+    # new parameter or shape) drops it; the next chunk is halved and a few steps run one
+    # at a time. So results never depend on how the calls were grouped.
+
+    def step_once(self):
+        """One ``model.step()``."""
+        a = self._ahead
+        if a is not None:
+            if a.served < a.good and self._undisturbed(a):
+                self._serve(a)
+                return
+            self._drop()
+        self._tables_to_device()  # (trims the tables' spare rows first: see AgentTable.fit)
+        self._sync_shared()
+        if not self._shared.ahead_ok:
+            self._run_chunk(1)
+            return
+        for _ in range(_MAX_REPLAYS):
+            a = self._launch()
+            if a.good:
+                self._serve(a)
+                return
+            flags = {k: v[:1] for k, v in a.flags.items()}  # its first step overflowed or raised
+            over = _over(flags)
+            if not over:
+                for name, v in flags.items():
+                    if name.startswith("error:") and v[0, 0]:
+                        raise step_error(name[len("error:"):], v[0, 1:])
+            self._grow_for(over, flags)
+            self.replays += 1
+        raise MesaJaxError(f"capacities kept overflowing after {_MAX_REPLAYS} replays: {over}")
+
+    def _launch(self):
+        """Call the stepping loop for the next chunk (the one sync of the chunk)."""
+        self._tables_to_device()
+        fn = self._fn("loop")
+        if self._cool:
+            self._cool -= 1
+            k = 1
+        else:
+            k = self._k
+        state = self.split()
+        traces = self.trace_count
+        end, rows = fn(state, np.int32(k))
+        statics = self._read_statics()
+        if self.trace_count != traces:  # the trace found what it reads: key it by that
+            self._shared.fns[("loop", statics)] = fn
+        rows = np.asarray(rows)
+        ran = int(np.count_nonzero(rows[:, 0]))
+        trace = self._shared.traces[rows[0, 0] - 1]
+        size = sum(n for _, n in trace["layout"])
+        flags = _unpack(rows[:ran, 1:1 + size], trace["layout"])
+        bad = np.zeros(ran, bool)
+        for name, v in flags.items():
+            if name.startswith("error:"):
+                bad |= v[:, 0] != 0
+            elif ":" in name and not name.startswith("diag:"):
+                bad |= np.any(v != 0, axis=1)
+        a = _Ahead()
+        a.base, a.end, a.fn, a.k, a.ran = state, end, fn, k, ran
+        a.diag = {name: v for name, v in flags.items() if name.startswith("diag:")}
+        a.flags = flags
+        a.good = int(np.argmax(bad)) if bad.any() else ran
+        a.words, a.trace = rows[:ran, 1 + size:], trace
+        a.statics = statics
+        return a
+
+    def _serve(self, a):
+        """Make the model the chunk's next step: its numbers, diagnostics, step count."""
+        m = self.model
+        i = a.served
+        a.set, a.arrays = {}, {}
+        for k, v in _unpack_numbers(a.trace["numbers"], a.words[i]):
+            if v.ndim:  # an array: a copy tells an edit in place
+                a.arrays[k] = v.copy()
+            else:
+                v = _to_py(v)
+            a.set[k] = m.__dict__[k] = v
+        if a.diag:
+            _add_diagnostics(m, {k: v[i] for k, v in a.diag.items()})
+        m.__dict__["_mj_version"] = m.__dict__.get("_mj_version", 0) + 1
+        a.served = i + 1
+        # the model's attributes as this step leaves them (held: their ids stay theirs)
+        a.attrs = list(m.__dict__.items())
+        self._ahead = a
+        if a.served == a.ran and a.good == a.ran:  # all served: the chunk's end is the state
+            self._drop()
+            if a.k == self._k:
+                self._k = min(2 * self._k, _AHEAD_MAX)
+                self._backoff = max(4, self._backoff // 2)
+            return
+        for t in m._mj_tables.values():
+            t.ahead = self
+
+    def _undisturbed(self, a):
+        """Whether the model is as the last served step left it (reading the agents' columns
+        lands the chunk; writing them after that changes them)."""
+        m = self.model
+        d = m.__dict__
+        # an attribute set, added or removed; then what a program also depends on: how
+        # the model activates agents, the contents of what the step reads from the host
+        return (len(d) == len(a.attrs) and all(d.get(k) is v for k, v in a.attrs)
+                and (a.base_step < a.served or self._tables_now() == a.placed)
+                and all(np.array_equal(d[k], v) for k, v in a.arrays.items())
+                and (activation_of(m), claim_rounds(m)) == self._fingerprint[2:4]
+                and self._read_statics() == a.statics)
+
+    def _tables_now(self):
+        return [(id(t._alive), id(t._uid), [(k, id(v)) for k, v in t._cols.items()], t.host_version, t.n,
+                 t.cap) for t in self.model._mj_tables.values()]
+
+    def land(self):
+        """Catch the agents' columns up with the last step served from the chunk."""
+        a = self._ahead
+        if a is None or a.base_step == a.served:
+            return
+        for t in self.model._mj_tables.values():
+            t.ahead = None
+        if a.served == a.ran:
+            state = a.end
+        else:  # the same program from the state the columns hold: bit for bit the chunk's
+            state = a.fn(a.base, np.int32(a.served - a.base_step))[0]
+        a.base, a.base_step = state, a.served
+        self._merge_tables(state)
+        for t in self.model._mj_tables.values():
+            if t.nursery:  # newborns may sit in any row: none is left for add_rows
+                t.n = t.cap
+        self._scalar_inputs = {k: (v, state["attrs"][k]) for k, v in a.set.items()}
+        a.placed = self._tables_now()
+
+    def _drop(self):
+        """Stop serving from the chunk (all served, or the model changed under it)."""
+        a = self._ahead
+        if a is None:
+            return
+        self.land()
+        self._ahead = None
+        if a.served < a.good:  # cut short: run ahead less for a while
+            self._k = max(1, self._k // 2)
+            self._cool = self._backoff
+            self._backoff = min(2 * self._backoff, 1024)
+
+    def _build_loop(self):
+        shared = self._shared
+
+        def loop(state, n):
+            holder = shared.holder
+            traces = holder.trace_count  # a look at the step's outputs, not a program
+            new_state, aux = jax.eval_shape(lambda s: self._step_body(s, discovery=False), state)
+            holder.trace_count = traces
+            width = 1 + aux["signals"].shape[0] + sum(v.size for v in new_state["attrs"].values())
+            tag = len(shared.traces) + 1
+            record = {}
+
+            def body(carry):
+                i, s, rows, _ = carry
+                s, aux = self._step_body(s, discovery=False)
+                numbers, words = _pack_numbers(s["attrs"])
+                record.update(shared.pending, numbers=numbers)
+                stop = jnp.zeros((), bool)
+                at = 0
+                for name, size in record["layout"]:
+                    v = aux["signals"][at:at + size]
+                    if name.startswith("error:"):
+                        stop = stop | (v[0] != 0)
+                    elif ":" in name and not name.startswith("diag:"):
+                        stop = stop | jnp.any(v != 0)
+                    at += size
+                running = s["attrs"].get("running", True)
+                row = jnp.concatenate([jnp.full(1, tag, jnp.int32), aux["signals"], words])
+                rows = jax.lax.dynamic_update_slice(rows, row[None], (i, 0))
+                return i + 1, s, rows, stop | ~jnp.asarray(running, bool)
+
+            init = (jnp.int32(0), state, jnp.zeros((_AHEAD_MAX, width), jnp.int32), jnp.zeros((), bool))
+            _, end, rows, _ = jax.lax.while_loop(lambda c: (c[0] < n) & ~c[3], body, init)
+            shared.traces.append(record)
+            return end, rows
+
+        return jax.jit(loop)
+
+    def _grow_for(self, over, flags):
+        """Grow what the signals in ``over`` ran out of (tables, capacities, list columns)."""
+        m = self.model
+        for k in over:
+            if k.startswith("need:rows:"):  # more newborns than free rows: grow the table
+                t = next(t for t in m._mj_tables.values() if t.cls.__qualname__ == k[10:])
+                extra = int(np.max(flags[k]))
+                t.to_host()
+                t._grow(max(-(-t.cap * 3 // 2), t.cap + -(-extra * 5 // 4)))
+                t.n = t.cap  # newborns may take any free row (add_rows then reuses free rows too)
+                t.to_device()
+                continue
+            if k.startswith("need:"):  # a capacity asked for a size: 1.25x of it, and
+                cap = k[len("need:"):]  # at least 1.5x the old one (fewer recompiles)
+                old = self.capacities.get(cap, default_capacity(cap))
+                asked = int(np.max(flags[k]))
+                if cap.startswith("radius:"):  # a neighbourhood radius: exactly as asked
+                    self.capacities[cap] = max(old + 1, asked)
+                else:
+                    self.capacities[cap] = max(-(-old * 3 // 2), -(-asked * 5 // 4))
+                continue
+            if k.startswith("listcol:"):  # a list-of-agents column: widen it (to
+                for t in m._mj_tables.values():  # the lists' capacity when that was asked)
+                    if k in t.list_flags:
+                        col, slots = t.list_flags[k]
+                        t.resize_list_column(col, slots or 2 * t.cols[col].shape[1])
+                continue
+            self.capacities[k] = self.capacities.get(k, default_capacity(k)) * 2
+
+
+class _Ahead:
+    """One call of the stepping loop: its rows, parsed, and how many steps were served."""
+
+    served = 0  # steps served to step() calls
+    base_step = 0  # the step the agents' columns are at (``base``: that state)
+    placed = None  # the columns as they were caught up (see CompiledStep._undisturbed)
+    set: dict = {}  # model attribute -> the value the last served step gave it
+    attrs: list = []  # the model's attributes after the last served step
+    arrays: dict = {}  # array attribute -> a copy of that value
+
+
+def _over(flags):
+    """The signals that ran out of a capacity (the step is replayed after growing it)."""
+    return [k for k, v in flags.items() if ":" in k and k.split(":")[0] not in ("error", "diag")
+            and np.any(v)]
+
+
+def _add_diagnostics(m, flags):
+    diag = m.__dict__.setdefault("_mj_diagnostics", {})
+    for name, v in flags.items():
+        if name.startswith("diag:"):
+            diag[name[5:]] = diag.get(name[5:], 0) + int(np.sum(v))
+
+
+def _to_py(v):
+    return bool(v) if v.dtype == np.bool_ else (int(v) if v.dtype.kind in "iu" else float(v))
 
 
 def _open_nurseries(ctx, m):
@@ -570,6 +821,30 @@ def _pack_scalars(attrs):
             words.append(jax.lax.bitcast_convert_type(v, jnp.int32) if v.dtype.itemsize == 4
                          else v.astype(jnp.int32))
     return layout, jnp.stack(words) if words else jnp.zeros(0, jnp.int32)
+
+
+def _pack_numbers(attrs):
+    """((name, dtype, shape) layout, int32 vector) of the model's numbers and arrays (all
+    of at most 32 bits: see _discover), bit for bit: a row of the stepping loop."""
+    layout, words = [], []
+    for k in sorted(attrs):
+        v = jnp.asarray(attrs[k])
+        layout.append((k, v.dtype, v.shape))
+        words.append((jax.lax.bitcast_convert_type(v, jnp.int32) if v.dtype.itemsize == 4
+                      else v.astype(jnp.int32)).reshape(-1))
+    return layout, jnp.concatenate(words) if words else jnp.zeros(0, jnp.int32)
+
+
+def _unpack_numbers(layout, words):
+    """[(name, numpy value)] from ``_pack_numbers``' layout and a fetched row."""
+    out, at = [], 0
+    for k, dtype, shape in layout:
+        size = math.prod(shape)
+        w = words[at:at + size]
+        v = w.view(dtype) if dtype.itemsize == 4 else w.astype(dtype)
+        out.append((k, v.reshape(shape).copy() if shape else v.reshape(())))
+        at += size
+    return out
 
 
 def _unpack_scalars(layout, words):

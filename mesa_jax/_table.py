@@ -131,6 +131,7 @@ class AgentTable:
     """Columns of one agent class: ``alive``, ``unique_id`` and one column per attribute."""
 
     def __init__(self, cls, model):
+        self.ahead = None  # a compiled chunk run ahead of the user's steps (see _compile)
         self.cls = cls
         self.model = model
         self.n = 0
@@ -150,6 +151,45 @@ class AgentTable:
         self.list_flags: dict = {}  # overflow flag -> (list column, width asked or None: double)
         self.fitted = False  # spare rows trimmed once (see fit)
         self.nursery = 0  # rows a compiled step adds for agents born in it (see create_agent)
+
+    # Steps run ahead in a compiled chunk leave the columns at the chunk's start until the
+    # host looks: every read or write of them first lands the chunk at the last step the
+    # user asked for (see CompiledStep.land).
+    @property
+    def alive(self):
+        if self.ahead is not None:
+            self.ahead.land()
+        return self._alive
+
+    @alive.setter
+    def alive(self, value):
+        if self.ahead is not None:
+            self.ahead.land()
+        self._alive = value
+
+    @property
+    def uid(self):
+        if self.ahead is not None:
+            self.ahead.land()
+        return self._uid
+
+    @uid.setter
+    def uid(self, value):
+        if self.ahead is not None:
+            self.ahead.land()
+        self._uid = value
+
+    @property
+    def cols(self):
+        if self.ahead is not None:
+            self.ahead.land()
+        return self._cols
+
+    @cols.setter
+    def cols(self, value):
+        if self.ahead is not None:
+            self.ahead.land()
+        self._cols = value
 
     # ----------------------------------------------------------------- rows
     def fill_of(self, name, dtype):

@@ -92,7 +92,7 @@ class Model:
         if self._mj_jit and not args and not kwargs:
             from ._compile import compiled_step
 
-            compiled_step(self).run(1)
+            compiled_step(self).step_once()
             return
         self._mj_to_host()
         self.steps += 1
