@@ -25,6 +25,7 @@ from __future__ import annotations
 import enum
 import math
 import os
+import time
 import types
 
 import jax
@@ -46,6 +47,11 @@ _MAX_REPLAYS = 12
 # (``MESA_JAX_RUN_AHEAD=1``: none, every step() is one program call that waits for its step)
 _AHEAD_MAX = max(1, int(os.environ.get("MESA_JAX_RUN_AHEAD", "16")))
 _ROW_WORDS = 16384  # model numbers (array elements) a row of the stepping loop holds at most
+# steps slower than this do not run ahead: a call's dispatch (~0.1-0.2 ms) is then a few
+# percent of the step, less than what a landing re-runs or a chunk computes unasked
+_AHEAD_STEP_S = 0.002
+# bigger states take the one-step program (4,000 boids: the loop's step was 5-10% slower)
+_AHEAD_STATE_BYTES = 1 << 21
 
 
 class _Shared:
@@ -200,6 +206,7 @@ class CompiledStep:
         self._scalar_inputs: dict = {}  # attribute -> (the Python value set, its device scalar)
         self._ahead = None  # steps run ahead, not all served yet (see step_once)
         self._k = 1  # how many steps the next call of the stepping loop runs
+        self._step_s = 0.0  # seconds a step of the last chunk took
         self._cool = 0  # step() calls to run one step at a time after a chunk was cut short
         self._backoff = 4
 
@@ -354,11 +361,12 @@ class CompiledStep:
         for _ in range(8):
             state = self.split()
             new_state, aux = jax.eval_shape(lambda s: self._step_body(s, discovery=True), state)
-            # steps that collect nothing and keep only small 32-bit numbers and arrays on
-            # the model step through the stepping loop (see step_once)
+            # small models whose steps collect nothing and keep only 32-bit numbers and
+            # small arrays on the model step through the stepping loop (see step_once)
             attrs = new_state["attrs"].values()
             self._ahead_ok = _AHEAD_MAX > 1 and not aux["collected"] and all(
-                v.dtype.itemsize <= 4 for v in attrs) and sum(v.size for v in attrs) <= _ROW_WORDS
+                v.dtype.itemsize <= 4 for v in attrs) and sum(v.size for v in attrs) <= _ROW_WORDS \
+                and sum(v.size * v.dtype.itemsize for v in jax.tree.leaves(new_state)) <= _AHEAD_STATE_BYTES
             grown = [t for t, n in self._nursery_need.items() if n > t.nursery]
             for t in grown:
                 t.nursery = self._nursery_need[t]
@@ -592,12 +600,16 @@ class CompiledStep:
             k = self._k
         state = self.split()
         traces = self.trace_count
+        t0 = time.perf_counter()
         end, rows = fn(state, np.int32(k))
         statics = self._read_statics()
         if self.trace_count != traces:  # the trace found what it reads: key it by that
             self._shared.fns[("loop", statics)] = fn
+            t0 = None
         rows = np.asarray(rows)
         ran = int(np.count_nonzero(rows[:, 0]))
+        if t0 is not None and ran:
+            self._step_s = (time.perf_counter() - t0) / ran
         trace = self._shared.traces[rows[0, 0] - 1]
         size = sum(n for _, n in trace["layout"])
         flags = _unpack(rows[:ran, 1:1 + size], trace["layout"])
@@ -636,7 +648,9 @@ class CompiledStep:
         self._ahead = a
         if a.served == a.ran and a.good == a.ran:  # all served: the chunk's end is the state
             self._drop()
-            if a.k == self._k:
+            if self._step_s > _AHEAD_STEP_S:
+                self._k = 1
+            elif a.k == self._k:
                 self._k = min(2 * self._k, _AHEAD_MAX)
                 self._backoff = max(4, self._backoff // 2)
             return
@@ -670,7 +684,13 @@ class CompiledStep:
         if a.served == a.ran:
             state = a.end
         else:  # the same program from the state the columns hold: bit for bit the chunk's
-            state = a.fn(a.base, np.int32(a.served - a.base_step))[0]
+            looked = a.served - a.base_step  # steps since the host last looked
+            state = a.fn(a.base, np.int32(looked))[0]
+            # the host looks every `looked` steps or more often: chunks no longer than that
+            self._k = max(1, min(self._k, 1 << (looked.bit_length() - 1)))
+            if looked == 1:
+                self._cool = self._backoff
+                self._backoff = min(2 * self._backoff, 1024)
         a.base, a.base_step = state, a.served
         self._merge_tables(state)
         for t in self.model._mj_tables.values():
