@@ -207,6 +207,11 @@ class CompiledStep:
         self._ahead = None  # steps run ahead, not all served yet (see step_once)
         self._k = 1  # how many steps the next call of the stepping loop runs
         self._step_s = 0.0  # seconds a step of the last chunk took
+        self._served_total = 0  # steps served from chunks
+        self._last_look = None  # _served_total when the host last looked at stale columns
+        self._interval = 0  # steps between its last two looks
+        self._touched = False  # whether the host touched the columns since the last step
+        self._inside = False  # in step(), run(), land(): touching the columns is no look
         self._cool = 0  # step() calls to run one step at a time after a chunk was cut short
         self._backoff = 4
 
@@ -477,12 +482,16 @@ class CompiledStep:
     # ----------------------------------------------------------------- run
     def run(self, n_steps, chunk=None):
         """Run ``n_steps`` compiled steps (one call per chunk), replaying on overflow."""
-        self._drop()
-        remaining = int(n_steps)
-        while remaining > 0:
-            n = remaining if chunk is None else min(chunk, remaining)
-            self._run_chunk(n)
-            remaining -= n
+        inside, self._inside = self._inside, True
+        try:
+            self._drop()
+            remaining = int(n_steps)
+            while remaining > 0:
+                n = remaining if chunk is None else min(chunk, remaining)
+                self._run_chunk(n)
+                remaining -= n
+        finally:
+            self._inside = inside
 
     def run_until_stopped(self, max_steps=None):
         done = 0
@@ -563,6 +572,13 @@ class CompiledStep:
 
     def step_once(self):
         """One ``model.step()``."""
+        inside, self._inside = self._inside, True  # (its own use of the columns is no look)
+        try:
+            self._step_once()
+        finally:
+            self._inside = inside
+
+    def _step_once(self):
         a = self._ahead
         if a is not None:
             if a.served < a.good and self._undisturbed(a):
@@ -598,6 +614,11 @@ class CompiledStep:
             k = 1
         else:
             k = self._k
+        since = self._served_total - (self._last_look or 0)
+        if self._interval and since > 2 * self._interval:
+            self._interval = 0  # the host stopped looking
+        if self._interval:  # the host looks every `_interval` steps: end chunks there
+            k = min(k, self._interval - since % self._interval)
         state = self.split()
         traces = self.trace_count
         t0 = time.perf_counter()
@@ -643,9 +664,13 @@ class CompiledStep:
             _add_diagnostics(m, {k: v[i] for k, v in a.diag.items()})
         m.__dict__["_mj_version"] = m.__dict__.get("_mj_version", 0) + 1
         a.served = i + 1
+        self._served_total += 1
+        self._touched = False
         # the model's attributes as this step leaves them (held: their ids stay theirs)
         a.attrs = list(m.__dict__.items())
         self._ahead = a
+        for t in m._mj_tables.values():
+            t.ahead = self  # the host's first touch of the columns: see touch
         if a.served == a.ran and a.good == a.ran:  # all served: the chunk's end is the state
             self._drop()
             if self._step_s > _AHEAD_STEP_S:
@@ -654,8 +679,6 @@ class CompiledStep:
                 self._k = min(2 * self._k, _AHEAD_MAX)
                 self._backoff = max(4, self._backoff // 2)
             return
-        for t in m._mj_tables.values():
-            t.ahead = self
 
     def _undisturbed(self, a):
         """Whether the model is as the last served step left it (reading the agents' columns
@@ -674,28 +697,35 @@ class CompiledStep:
         return [(id(t._alive), id(t._uid), [(k, id(v)) for k, v in t._cols.items()], t.host_version, t.n,
                  t.cap) for t in self.model._mj_tables.values()]
 
+    def touch(self):
+        """The host reads or writes the agents' columns (first time since a step)."""
+        if self._inside or self._touched:
+            return
+        self._touched = True
+        # how often the host looks: later chunks end where it will look next (no re-run)
+        if self._last_look is not None:
+            self._interval = self._served_total - self._last_look
+        self._last_look = self._served_total
+        self.land()
+
     def land(self):
         """Catch the agents' columns up with the last step served from the chunk."""
         a = self._ahead
         if a is None or a.base_step == a.served:
             return
-        for t in self.model._mj_tables.values():
-            t.ahead = None
-        if a.served == a.ran:
-            state = a.end
-        else:  # the same program from the state the columns hold: bit for bit the chunk's
-            looked = a.served - a.base_step  # steps since the host last looked
-            state = a.fn(a.base, np.int32(looked))[0]
-            # the host looks every `looked` steps or more often: chunks no longer than that
-            self._k = max(1, min(self._k, 1 << (looked.bit_length() - 1)))
-            if looked == 1:
-                self._cool = self._backoff
-                self._backoff = min(2 * self._backoff, 1024)
-        a.base, a.base_step = state, a.served
-        self._merge_tables(state)
-        for t in self.model._mj_tables.values():
-            if t.nursery:  # newborns may sit in any row: none is left for add_rows
-                t.n = t.cap
+        inside, self._inside = self._inside, True
+        try:
+            if a.served == a.ran:
+                state = a.end
+            else:  # the same program from the state the columns hold: bit for bit the chunk's
+                state = a.fn(a.base, np.int32(a.served - a.base_step))[0]
+            a.base, a.base_step = state, a.served
+            self._merge_tables(state)
+            for t in self.model._mj_tables.values():
+                if t.nursery:  # newborns may sit in any row: none is left for add_rows
+                    t.n = t.cap
+        finally:
+            self._inside = inside
         self._scalar_inputs = {k: (v, state["attrs"][k]) for k, v in a.set.items()}
         a.placed = self._tables_now()
 

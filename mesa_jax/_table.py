@@ -131,7 +131,7 @@ class AgentTable:
     """Columns of one agent class: ``alive``, ``unique_id`` and one column per attribute."""
 
     def __init__(self, cls, model):
-        self.ahead = None  # a compiled chunk run ahead of the user's steps (see _compile)
+        self.ahead = None  # the CompiledStep serving steps run ahead (see _compile): told of touches
         self.cls = cls
         self.model = model
         self.n = 0
@@ -152,43 +152,43 @@ class AgentTable:
         self.fitted = False  # spare rows trimmed once (see fit)
         self.nursery = 0  # rows a compiled step adds for agents born in it (see create_agent)
 
-    # Steps run ahead in a compiled chunk leave the columns at the chunk's start until the
-    # host looks: every read or write of them first lands the chunk at the last step the
-    # user asked for (see CompiledStep.land).
+    # Steps run ahead in a compiled chunk leave the columns where they were until the host
+    # looks: every read or write of them first catches them up with the last step the user
+    # asked for (see CompiledStep.touch).
     @property
     def alive(self):
         if self.ahead is not None:
-            self.ahead.land()
+            self.ahead.touch()
         return self._alive
 
     @alive.setter
     def alive(self, value):
         if self.ahead is not None:
-            self.ahead.land()
+            self.ahead.touch()
         self._alive = value
 
     @property
     def uid(self):
         if self.ahead is not None:
-            self.ahead.land()
+            self.ahead.touch()
         return self._uid
 
     @uid.setter
     def uid(self, value):
         if self.ahead is not None:
-            self.ahead.land()
+            self.ahead.touch()
         self._uid = value
 
     @property
     def cols(self):
         if self.ahead is not None:
-            self.ahead.land()
+            self.ahead.touch()
         return self._cols
 
     @cols.setter
     def cols(self, value):
         if self.ahead is not None:
-            self.ahead.land()
+            self.ahead.touch()
         self._cols = value
 
     # ----------------------------------------------------------------- rows
