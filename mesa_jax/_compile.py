@@ -208,7 +208,7 @@ class CompiledStep:
         self._k = 1  # how many steps the next call of the stepping loop runs
         self._step_s = 0.0  # seconds a step of the last chunk took
         self._served_total = 0  # steps served from chunks
-        self._last_look = None  # _served_total when the host last looked at stale columns
+        self._last_look = None  # _served_total when the host last touched the columns
         self._interval = 0  # steps between its last two looks
         self._touched = False  # whether the host touched the columns since the last step
         self._inside = False  # in step(), run(), land(): touching the columns is no look

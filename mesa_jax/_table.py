@@ -127,6 +127,26 @@ class AgentVector(np.ndarray):
         return target
 
 
+class _Watched:
+    """A table attribute whose every read and write first tells the table's watcher (the
+    CompiledStep serving steps run ahead) that the host touches the columns."""
+
+    def __set_name__(self, owner, name):
+        self.slot = "_" + name
+
+    def __get__(self, table, owner=None):
+        if table is None:
+            return self
+        if table.ahead is not None:
+            table.ahead.touch()
+        return table.__dict__[self.slot]
+
+    def __set__(self, table, value):
+        if table.ahead is not None:
+            table.ahead.touch()
+        table.__dict__[self.slot] = value
+
+
 class AgentTable:
     """Columns of one agent class: ``alive``, ``unique_id`` and one column per attribute."""
 
@@ -155,41 +175,9 @@ class AgentTable:
     # Steps run ahead in a compiled chunk leave the columns where they were until the host
     # looks: every read or write of them first catches them up with the last step the user
     # asked for (see CompiledStep.touch).
-    @property
-    def alive(self):
-        if self.ahead is not None:
-            self.ahead.touch()
-        return self._alive
-
-    @alive.setter
-    def alive(self, value):
-        if self.ahead is not None:
-            self.ahead.touch()
-        self._alive = value
-
-    @property
-    def uid(self):
-        if self.ahead is not None:
-            self.ahead.touch()
-        return self._uid
-
-    @uid.setter
-    def uid(self, value):
-        if self.ahead is not None:
-            self.ahead.touch()
-        self._uid = value
-
-    @property
-    def cols(self):
-        if self.ahead is not None:
-            self.ahead.touch()
-        return self._cols
-
-    @cols.setter
-    def cols(self, value):
-        if self.ahead is not None:
-            self.ahead.touch()
-        self._cols = value
+    alive = _Watched()
+    uid = _Watched()
+    cols = _Watched()
 
     # ----------------------------------------------------------------- rows
     def fill_of(self, name, dtype):
