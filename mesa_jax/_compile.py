@@ -306,7 +306,10 @@ class CompiledStep:
                 fn(m)
                 ctx.settle_births()
                 _close_nurseries(ctx)
-                new_state = self.split()
+                # the spaces' neighbour tables are data the step only reads: pass them on
+                # (split would give the host's own tables, baked into the program: the
+                # stepping loop carries them to its next step)
+                new_state = dict(self.split(), spaces=state["spaces"])
         except jax.errors.JAXTypeError as exc:
             raise _translate(exc) from exc
         finally:
@@ -366,12 +369,14 @@ class CompiledStep:
         for _ in range(8):
             state = self.split()
             new_state, aux = jax.eval_shape(lambda s: self._step_body(s, discovery=True), state)
-            # small models whose steps collect nothing and keep only 32-bit numbers and
-            # small arrays on the model step through the stepping loop (see step_once)
+            # small models that keep only 32-bit numbers and small arrays on the model step
+            # through the stepping loop (see step_once); what they collect, a step's
+            # records for each step of a chunk, counts towards the size
             attrs = new_state["attrs"].values()
-            self._ahead_ok = _AHEAD_MAX > 1 and not aux["collected"] and all(
-                v.dtype.itemsize <= 4 for v in attrs) and sum(v.size for v in attrs) <= _ROW_WORDS \
-                and sum(v.size * v.dtype.itemsize for v in jax.tree.leaves(new_state)) <= _AHEAD_STATE_BYTES
+            size = sum(v.size * v.dtype.itemsize for v in jax.tree.leaves(new_state)) + _AHEAD_MAX * sum(
+                v.size * v.dtype.itemsize for v in jax.tree.leaves(aux["collected"]))
+            self._ahead_ok = _AHEAD_MAX > 1 and all(v.dtype.itemsize <= 4 for v in attrs) and \
+                sum(v.size for v in attrs) <= _ROW_WORDS and size <= _AHEAD_STATE_BYTES
             grown = [t for t, n in self._nursery_need.items() if n > t.nursery]
             for t in grown:
                 t.nursery = self._nursery_need[t]
@@ -622,7 +627,7 @@ class CompiledStep:
         state = self.split()
         traces = self.trace_count
         t0 = time.perf_counter()
-        end, rows = fn(state, np.int32(k))
+        end, rows, recs = fn(state, np.int32(k))
         statics = self._read_statics()
         if self.trace_count != traces:  # the trace found what it reads: key it by that
             self._shared.fns[("loop", statics)] = fn
@@ -645,7 +650,7 @@ class CompiledStep:
         a.diag = {name: v for name, v in flags.items() if name.startswith("diag:")}
         a.flags = flags
         a.good = int(np.argmax(bad)) if bad.any() else ran
-        a.words, a.trace = rows[:ran, 1 + size:], trace
+        a.words, a.trace, a.recs = rows[:ran, 1 + size:], trace, recs
         a.statics = statics
         return a
 
@@ -662,6 +667,8 @@ class CompiledStep:
             a.set[k] = m.__dict__[k] = v
         if a.diag:
             _add_diagnostics(m, {k: v[i] for k, v in a.diag.items()})
+        for path, recs in zip(a.trace["targets"], a.recs):  # what the step collected
+            _resolve_path(m, path)._append_device(recs, 1, row=i)
         m.__dict__["_mj_version"] = m.__dict__.get("_mj_version", 0) + 1
         a.served = i + 1
         self._served_total += 1
@@ -750,12 +757,15 @@ class CompiledStep:
             new_state, aux = jax.eval_shape(lambda s: self._step_body(s, discovery=False), state)
             holder.trace_count = traces
             width = 1 + aux["signals"].shape[0] + sum(v.size for v in new_state["attrs"].values())
+            recs = jax.tree.map(lambda v: jnp.zeros((_AHEAD_MAX,) + v.shape, v.dtype), aux["collected"])
             tag = len(shared.traces) + 1
             record = {}
 
             def body(carry):
-                i, s, rows, _ = carry
+                i, s, rows, recs, _ = carry
                 s, aux = self._step_body(s, discovery=False)
+                recs = jax.tree.map(lambda b, v: jax.lax.dynamic_update_index_in_dim(b, v, i, 0),
+                                    recs, aux["collected"])
                 numbers, words = _pack_numbers(s["attrs"])
                 record.update(shared.pending, numbers=numbers)
                 stop = jnp.zeros((), bool)
@@ -770,12 +780,12 @@ class CompiledStep:
                 running = s["attrs"].get("running", True)
                 row = jnp.concatenate([jnp.full(1, tag, jnp.int32), aux["signals"], words])
                 rows = jax.lax.dynamic_update_slice(rows, row[None], (i, 0))
-                return i + 1, s, rows, stop | ~jnp.asarray(running, bool)
+                return i + 1, s, rows, recs, stop | ~jnp.asarray(running, bool)
 
-            init = (jnp.int32(0), state, jnp.zeros((_AHEAD_MAX, width), jnp.int32), jnp.zeros((), bool))
-            _, end, rows, _ = jax.lax.while_loop(lambda c: (c[0] < n) & ~c[3], body, init)
+            init = (jnp.int32(0), state, jnp.zeros((_AHEAD_MAX, width), jnp.int32), recs, jnp.zeros((), bool))
+            _, end, rows, recs, _ = jax.lax.while_loop(lambda c: (c[0] < n) & ~c[4], body, init)
             shared.traces.append(record)
-            return end, rows
+            return end, rows, recs
 
         return jax.jit(loop)
 

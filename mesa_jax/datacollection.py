@@ -51,7 +51,7 @@ class DataCollector:
         self.agent_reporters = dict(agent_reporters or {})
         self.agenttype_reporters = dict(agenttype_reporters or {})
         self.tables = {name: {c: [] for c in cols} for name, cols in (tables or {}).items()}
-        self._records = []  # ("host", record) or ("device", record, n_steps)
+        self._records = []  # ("host", record) or ("device", record, n_steps, row)
         self._enums = {}  # (table position, agent reporter) -> Enum class of its codes
         self._texts = set()  # (table position, agent reporter) giving text (interned codes)
         self._host_cache = None
@@ -130,23 +130,32 @@ class DataCollector:
                 if isinstance(rep, str) and rep in t.strings:
                     self._texts.add((i, name))
 
-    def _append_device(self, record, n_steps):
-        self._records.append(("device", record, n_steps))
+    def _append_device(self, record, n_steps, row=None):
+        """A record on the device: one step's, ``n_steps`` stacked, or (``row``) the step
+        at that index of records stacked by a chunk run ahead (fetched once, when read)."""
+        self._records.append(("device", record, n_steps, row))
         self._host_cache = None
 
     # --------------------------------------------------------------- reading
     def _host_records(self):
         if self._host_cache is not None:
             return self._host_cache
-        out = []
+        out, fetched = [], {}
         for entry in self._records:
             if entry[0] == "host":
                 out.append(entry[1])
                 continue
-            _, rec, n = entry
-            rec = jax.device_get(rec)
+            _, rec, n, row = entry
+            if id(rec) not in fetched:
+                fetched[id(rec)] = jax.device_get(rec)
+            rec = fetched[id(rec)]
             for i in range(n):
-                one = rec if n == 1 and np.ndim(rec["step"]) == 0 else jax.tree.map(lambda a, i=i: a[i], rec)
+                if row is not None:
+                    one = jax.tree.map(lambda a: a[row], rec)
+                elif n == 1 and np.ndim(rec["step"]) == 0:
+                    one = rec
+                else:
+                    one = jax.tree.map(lambda a, i=i: a[i], rec)
                 agents = []
                 for uid, alive, vals in one["agents"]:
                     alive = np.asarray(alive, bool)

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 import mesa
+import mesa.discrete_space
 import mesa_jax
+import mesa_jax.discrete_space
 from mesa_jax import _compile
 from mesa_jax import space as js
 from mesa_jax.redirect import mesa_example
@@ -172,3 +174,86 @@ def test_an_error_inside_a_chunk_is_raised_at_its_step():
         steps[base] = (m.steps, type(err.value), str(err.value))
     assert steps[mesa_jax][1:] == steps[mesa][1:]
     assert steps[mesa_jax][0] == steps[mesa][0] - 1  # Mesa counts the failed step; the state before it is kept
+
+
+def _climbers(base):
+    """On a network (``discrete_space.Network``, as Mesa's virus example) each node's agent
+    counts its neighbours with a higher value and moves its value by that count, modulo 7
+    (it never settles): integers, two passes (so the activation order does not matter)."""
+
+    class Climber(base.discrete_space.CellAgent):
+        def __init__(self, model, cell, value):
+            super().__init__(model)
+            self.cell = cell
+            self.value = value
+            self.higher = 0
+
+        def look(self):
+            self.higher = len([n for n in self.cell.neighborhood.agents if n.value > self.value])
+
+        def climb(self):
+            self.value = (self.value + 3 * self.higher + 1) % 7
+
+    class Climbers(base.Model):
+        def __init__(self, graph):
+            super().__init__(seed=3)
+            self.grid = base.discrete_space.Network(graph, capacity=1, random=self.random)
+            for node in sorted(graph.nodes):
+                Climber(self, self.grid[node], (node * 7) % 5)
+
+        def step(self):
+            self.agents.do("look")
+            self.agents.do("climb")
+
+    return Climbers
+
+
+def test_models_sharing_a_program_keep_their_own_network():
+    """Two networks of one shape (a ring of 12, two rings of 6: every node has two
+    neighbours) share the compiled stepping loop; each steps on its own edges for every
+    step of a chunk."""
+    import networkx as nx
+
+    ring = nx.cycle_graph(12)
+    two_rings = nx.union(nx.cycle_graph(6), nx.cycle_graph(range(6, 12)))
+    Theirs, Ours = _climbers(mesa), _climbers(mesa_jax)
+    for graph in (ring, two_rings):  # ours in this order: the second reuses the first's program
+        theirs, ours = Theirs(graph), Ours(graph)
+        for _ in range(20):
+            theirs.step()
+            ours.step()
+        assert ours._mj_compiled._k > 1
+        assert [(a.cell.coordinate, a.value) for a in ours.agents] == \
+            [(a.cell.coordinate, a.value) for a in theirs.agents]
+
+
+def test_data_collected_by_steps_run_ahead_matches_mesa():
+    """A DataCollector called in the step: every step's records come from the chunk's
+    stacked records, also when the frames are read in the middle of a chunk."""
+    frames = []
+    for base, space in ((mesa, mesa.space), (mesa_jax, js)):
+        class Collecting(_piles(base, space)):
+            def __init__(self):
+                super().__init__()
+                self.datacollector = base.DataCollector(
+                    model_reporters={"pile": "pile", "n": lambda m: len(m.agents)},
+                    agent_reporters={"crowd": "crowd"})
+
+            def step(self):
+                super().step()
+                self.datacollector.collect(self)
+
+        m = Collecting()
+        for i in range(30):
+            m.step()
+            if i == 20:
+                assert len(m.datacollector.get_model_vars_dataframe()) == 21  # inside a chunk
+        if base is mesa_jax:
+            assert m._mj_compiled._k > 1
+        model_vars = m.datacollector.get_model_vars_dataframe()
+        agents = m.datacollector.get_agent_vars_dataframe()
+        if base is mesa:  # pandas, indexed by (Step, AgentID)
+            agents = agents.reset_index()
+        frames.append((list(model_vars["pile"]), list(model_vars["n"]),
+                       sorted(zip(*(list(agents[c]) for c in ("Step", "AgentID", "crowd"))))))
+    assert frames[1] == frames[0]
