@@ -561,13 +561,13 @@ class CompiledStep:
             _resolve_path(m, path)._append_device(rec, n if n > 1 else 1)
 
     # ------------------------------------------------------ step() and running ahead
-    # Models whose step collects no data and keeps only 32-bit numbers (and small arrays)
-    # on the model step through one program, the stepping loop: ``(state, n) -> (state
-    # after up to n steps, a row per step)``, a while loop that stops early after a step
+    # Small models that keep only 32-bit numbers (and small arrays) on the model step
+    # through one program, the stepping loop: ``(state, n) -> (state after up to n steps,
+    # a row per step, what each step collected)``, a while loop that stops early after a step
     # that overflows a capacity, raises, or sets ``running`` to False. A row holds the
     # step's signals and the model's numbers after it. step() calls the loop for a chunk
     # of k = 1, 2, 4, ... 16 steps while the user keeps stepping and serves the next calls
-    # from the rows (numbers, errors, diagnostics) without calling anything. The agents'
+    # from its outputs (numbers, errors, diagnostics, records) calling nothing. The agents'
     # columns stay where they were until the host reads or writes them: that catches them
     # up (``land``: the same program runs the steps served since, from the state the
     # columns hold, bit for bit what the chunk computed) and the chunk goes on serving.
