@@ -181,7 +181,11 @@ class DataCollector:
     def _agent_lazy(self) -> pl.LazyFrame:
         frames = []
         enums = self._enums
-        for r in self._host_records():
+        records = self._host_records()
+        last = {r["step"]: j for j, r in enumerate(records)}
+        for j, r in enumerate(records):
+            if last[r["step"]] != j:  # Mesa keeps one set of agent records per step: the last
+                continue
             for i, (uid, vals) in enumerate(r["agents"]):
                 cols = {"Step": np.full(len(uid), r["step"], np.int64), "AgentID": uid.astype(np.int64)}
                 for name in self.agent_reporters:

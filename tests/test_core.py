@@ -797,3 +797,42 @@ def test_agentset_get_reads_properties_and_unique_id_as_mesa():
             model.agents.get("nope")
         with pytest.raises(ValueError, match="Unknown handle_missing option"):
             model.agents.get("v", handle_missing="skip")
+
+
+def test_collecting_twice_in_a_step_keeps_mesas_rows():
+    """Mesa keys agent records by step (a second collect at the same step replaces the
+    first) and appends model records: the same frames here."""
+    out = []
+    for base in (mesa, mesa_jax):
+        class Counter(base.Agent):
+            def __init__(self, model):
+                super().__init__(model)
+                self.count = 0
+
+            def step(self):
+                self.count += self.unique_id
+
+        class Counting(base.Model):
+            def __init__(self):
+                super().__init__(seed=1)
+                Counter.create_agents(self, 3)
+                self.total = 0
+                self.datacollector = base.DataCollector(
+                    model_reporters={"total": "total"}, agent_reporters={"count": "count"})
+
+            def step(self):
+                self.agents.do("step")
+                self.total = self.total + 1
+                self.datacollector.collect(self)
+
+        m = Counting()
+        for _ in range(4):
+            m.step()
+            m.total = m.total + 10
+            m.datacollector.collect(m)  # again, from the host, at the same step
+        agents = m.datacollector.get_agent_vars_dataframe()
+        if base is mesa:
+            agents = agents.reset_index()
+        out.append((list(m.datacollector.get_model_vars_dataframe()["total"]),
+                    sorted(zip(*(list(agents[c]) for c in ("Step", "AgentID", "count"))))))
+    assert out[1] == out[0]
