@@ -2,6 +2,7 @@
 errors inside compiled steps, each checked against real Mesa, the eager run, or counting."""
 
 import itertools
+import math
 import random
 import warnings
 
@@ -394,3 +395,74 @@ def test_discrete_space_submodules_redirect_to_mesa_jax():
     assert PropertyLayer is JD.PropertyLayer
     assert HexGrid is JD.HexGrid
     assert Grid2DMovingAgent is JD.Grid2DMovingAgent
+
+
+# ------------------------------------------- is_full and select_random_agent
+def _crowd(base, space):
+    """Agents stacked two to a cell on part of a capacity-2 grid; each counts the full cells
+    around it and picks a random agent of its neighbourhood (agents do not move)."""
+
+    class Looker(space.CellAgent):
+        def __init__(self, model, cell):
+            super().__init__(model)
+            self.cell = cell
+            self.full_here = False
+            self.full_around = 0
+            self.picked = 0
+
+        def step(self):
+            self.full_here = self.cell.is_full
+            self.full_around = sum(1 for c in self.cell.neighborhood if c.is_full)
+            self.picked = self.cell.get_neighborhood(include_center=True).select_random_agent().unique_id
+
+    class Crowd(base.Model):
+        def __init__(self, seed):
+            super().__init__(seed=seed)
+            self.grid = space.OrthogonalMooreGrid((4, 4), torus=True, capacity=2, random=self.random)
+            for k, cell in enumerate(self.grid.all_cells):
+                for _ in range(2 if k % 3 == 0 else 1):
+                    Looker(self, cell)
+
+        def step(self):
+            self.agents.do("step")
+
+    return Crowd
+
+
+def test_is_full_and_select_random_agent_agree_with_mesa():
+    """`cell.is_full` counts equal Mesa's exactly (eager and compiled); the agent
+    `select_random_agent` picks is always one of the neighbourhood's, and over 200 steps
+    every agent of a neighbourhood is picked about equally often: chi-square over each
+    looker's picks, mean statistic within 3 standard errors of its degrees of freedom."""
+    runs = {}
+    for name, base, space, jit in (("mesa", mesa, MD, None), ("eager", mesa_jax, JD, False),
+                                   ("compiled", mesa_jax, JD, True)):
+        if jit is not None:
+            mesa_jax.set_jit(jit)
+        try:
+            m = _crowd(base, space)(seed=3)
+            picks = {a.unique_id: [] for a in m.agents}
+            for _ in range(200 if name == "compiled" else 20):
+                m.step()
+                for a in m.agents:
+                    picks[a.unique_id].append(int(a.picked))
+            near = {a.unique_id: {b.unique_id for b in a.cell.get_neighborhood(include_center=True).agents}
+                    for a in m.agents}
+            runs[name] = ({a.unique_id: (bool(a.full_here), int(a.full_around)) for a in m.agents},
+                          picks, near)
+        finally:
+            mesa_jax.set_jit(True)
+    assert runs["eager"][0] == runs["mesa"][0] and runs["compiled"][0] == runs["mesa"][0]
+    assert sum(full for full, _ in runs["mesa"][0].values()) == 12  # the test can see a difference
+    stats, dofs = [], []
+    for name in runs:
+        _, picks, near = runs[name]
+        for uid, got in picks.items():
+            assert set(got) <= near[uid], (name, uid)
+            if name == "compiled":
+                counts = np.array([got.count(v) for v in sorted(near[uid])], float)
+                expected = len(got) / len(near[uid])
+                stats.append(float(((counts - expected) ** 2 / expected).sum()))
+                dofs.append(len(near[uid]) - 1)
+    mean_dof = float(np.mean(dofs))
+    assert abs(np.mean(stats) - mean_dof) < 3 * math.sqrt(2 * mean_dof / len(stats))
