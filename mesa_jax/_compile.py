@@ -67,6 +67,7 @@ class _Shared:
         self.alias = False  # only records what discovery found; no program
         self.state_attrs = None
         self.space_keys = None
+        self.capacities = {}
         self.retyped = []  # neighbour tables (by space) the trace passes as data
         # what the host needs to read a program's outputs, one record per trace (jit keeps
         # a trace per input signature: a model attribute that changes type traces again,
@@ -79,6 +80,7 @@ class _Shared:
 
 
 _SHARED: dict = {}
+_PROMOTED: dict = {}  # (model class, step function) -> sets of attributes discovery promoted
 
 
 def _signature(v, depth=0):
@@ -271,11 +273,19 @@ class CompiledStep:
                 t.cols[name] = col
         self.key = state["key"]
 
+    def _statics(self, state_attrs, blind=()):
+        """The model's other attributes, as the trace bakes them in. ``blind``: attributes
+        known to become state (the step writes them): only their type counts."""
+        return tuple(sorted((k, ("state", type(v).__name__) if k in blind and isinstance(v, _SIMPLE)
+                             else _signature(v))
+                            for k, v in self.model.__dict__.items()
+                            if not k.startswith("_") and k not in state_attrs
+                            and not _is_array(v) and k not in ("random", "rng", "step")))
+
     def _fingerprint_now(self):
+        """What the program depends on."""
         m = self.model
-        statics = tuple(sorted((k, _signature(v)) for k, v in m.__dict__.items()
-                               if not k.startswith("_") and k not in m._mj_state_attrs
-                               and not _is_array(v) and k not in ("random", "rng", "step")))
+        statics = self._statics(m._mj_state_attrs)
         tables = tuple((t.cls, t.cap, tuple(sorted((c, v.dtype, v.shape[1:]) for c, v in t._cols.items())),
                         tuple(sorted(t.strings)), tuple(sorted(t.enums.items())),
                         tuple(sorted((c, _signature(g)) for c, g in t.grids.items())))
@@ -416,6 +426,8 @@ class CompiledStep:
         fp = self._fingerprint_now()
         if fp != self._fingerprint:
             known = _SHARED.get(fp)
+            if known is None:
+                known = self._alias_by_shape(fp)
             if known is not None and known.alias:
                 # a model of the same shape: take over what discovery found for the first
                 # (promoted attributes, neighbour tables read as data, None columns typed)
@@ -426,6 +438,7 @@ class CompiledStep:
                     known = None
             if known is None:
                 fp_before = fp
+                before = set(self.model._mj_state_attrs)
                 self._shared = None
                 self._discover()
                 fp = self._fingerprint_now()
@@ -435,10 +448,30 @@ class CompiledStep:
                     known.ahead_ok = self._ahead_ok
                 _SHARED[fp] = known
                 if fp_before != fp:
-                    _SHARED[fp_before] = self._alias()
+                    alias = _SHARED[fp_before] = self._alias()
+                    self._remember_by_shape(alias, fp_before, before)
             self._shared = known
             self._fingerprint = fp
         self._shared.holder = self
+
+    def _remember_by_shape(self, alias, fp_before, before):
+        """Also file what discovery found under a key blind to the values of the attributes
+        it promoted: another model differing only in those (a heading or count the step
+        rewrites, set per seed in ``__init__``) adopts it instead of tracing again."""
+        m = self.model
+        promoted = frozenset(m._mj_state_attrs - before)
+        _SHARED[self._by_shape(fp_before, promoted)] = alias
+        _PROMOTED.setdefault(fp_before[:2], set()).add(promoted)
+
+    def _by_shape(self, fp, promoted):
+        return ("by shape",) + fp[:4] + (self._statics(fp[7], promoted),) + fp[5:]
+
+    def _alias_by_shape(self, fp):
+        for promoted in _PROMOTED.get(fp[:2], ()):
+            known = _SHARED.get(self._by_shape(fp, promoted))
+            if known is not None:
+                return known
+        return None
 
     def _read_statics(self):
         """The contents of the host values the program's traces read from the model (a
@@ -458,6 +491,7 @@ class CompiledStep:
         alias.space_keys = [set(g.used_tables) for g in _data_geoms(m)]
         tables = list(m._mj_tables.values())
         alias.nursery = [(i, t.nursery) for i, t in enumerate(tables)]
+        alias.capacities = dict(self.capacities)  # what discovery's traces asked for
         alias.retyped = [(tables.index(t), name,
                           ("agents", tables.index(spec[1]), spec[2]) if isinstance(spec, tuple) else spec)
                          for (t, name), spec in self._all_retyped.items() if t in tables]
@@ -466,6 +500,8 @@ class CompiledStep:
     def _adopt(self, alias):
         m = self.model
         m._mj_state_attrs.update(alias.state_attrs)
+        for k, v in alias.capacities.items():
+            self.capacities[k] = max(self.capacities.get(k, v), v)
         for g, keys in zip(_data_geoms(m), alias.space_keys):
             g.used_tables |= keys
         tables = list(m._mj_tables.values())

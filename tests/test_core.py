@@ -836,3 +836,53 @@ def test_collecting_twice_in_a_step_keeps_mesas_rows():
         out.append((list(m.datacollector.get_model_vars_dataframe()["total"]),
                     sorted(zip(*(list(agents[c]) for c in ("Step", "AgentID", "count"))))))
     assert out[1] == out[0]
+
+
+def test_models_differing_only_in_what_the_step_rewrites_share_discovery(monkeypatch):
+    """A model whose attributes the step rewrites start per seed (a heading, a mean) has
+    the same shape as the first model built: it takes over what that model's discovery
+    found (no abstract trace) and still steps as Mesa does. A parameter the step only
+    reads (``drift``) is baked into the program: another value is discovered anew."""
+    from mesa_jax import _compile
+
+    discovered = []
+    real_discover = _compile.CompiledStep._discover
+    monkeypatch.setattr(_compile.CompiledStep, "_discover",
+                        lambda self: discovered.append(self.model.drift) or real_discover(self))
+    out = {}
+    for base in (mesa, mesa_jax):
+        class Walker(base.Agent):
+            def __init__(self, model, x):
+                super().__init__(model)
+                self.x = x
+
+            def step(self):
+                self.x += self.model.drift
+
+        class Drifting(base.Model):
+            def __init__(self, seed, drift):
+                super().__init__(seed=seed)
+                self.drift = drift
+                self.mean_x = self.random.random()  # another value per seed
+                self.mode = 0
+                Walker.create_agents(self, 5, x=[0.0, 1.0, 2.0, 3.0, 4.0])
+
+            def step(self):
+                self.agents.do("step")
+                self.mean_x = sum(a.x for a in self.agents) / len(self.agents)
+                if self.mean_x > 3.2:
+                    self.mode = self.mode + 1
+
+        runs = []
+        for drift in (0.5, 0.25):
+            for seed in range(4):
+                m = Drifting(seed, drift)
+                m.step()
+                m.step()
+                m.step()
+                runs.append((m.mean_x, m.mode))
+        out[base] = runs
+    assert discovered == [0.5, 0.25]
+    assert [mode for _, mode in out[mesa_jax]] == [mode for _, mode in out[mesa]]
+    assert [x for x, _ in out[mesa_jax]] == pytest.approx([x for x, _ in out[mesa]])
+    assert {mode for _, mode in out[mesa]} == {0, 1}  # both branches taken
