@@ -594,7 +594,7 @@ class CompiledStep:
             self._scalar_inputs[k] = (py, new_state["attrs"][k])
         m.__dict__["_mj_version"] = m.__dict__.get("_mj_version", 0) + 1
         for path, rec in zip(trace["targets"], aux["collected"]):
-            _resolve_path(m, path)._append_device(rec, n if n > 1 else 1)
+            _resolve_path(m, path)._append_device(rec, n if n > 1 else 1, m)
 
     # ------------------------------------------------------ step() and running ahead
     # Small models that keep only 32-bit numbers (and small arrays) on the model step
@@ -704,7 +704,7 @@ class CompiledStep:
         if a.diag:
             _add_diagnostics(m, {k: v[i] for k, v in a.diag.items()})
         for path, recs in zip(a.trace["targets"], a.recs):  # what the step collected
-            _resolve_path(m, path)._append_device(recs, 1, row=i)
+            _resolve_path(m, path)._append_device(recs, 1, m, row=i)
         m.__dict__["_mj_version"] = m.__dict__.get("_mj_version", 0) + 1
         a.served = i + 1
         self._served_total += 1

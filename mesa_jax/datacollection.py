@@ -52,8 +52,8 @@ class DataCollector:
         self.agenttype_reporters = dict(agenttype_reporters or {})
         self.tables = {name: {c: [] for c in cols} for name, cols in (tables or {}).items()}
         self._records = []  # ("host", record) or ("device", record, n_steps, row)
-        self._enums = {}  # (table position, agent reporter) -> Enum class of its codes
-        self._texts = set()  # (table position, agent reporter) giving text (interned codes)
+        self._enums = {}  # (agent class, agent reporter) -> Enum class of its codes
+        self._texts = set()  # (agent class, agent reporter) giving text (interned codes)
         self._host_cache = None
 
     # ------------------------------------------------------------ collecting
@@ -83,13 +83,13 @@ class DataCollector:
                         kinds = {type(x) for x in out}
                         if len(kinds) == 1 and issubclass(next(iter(kinds)), Enum):
                             enum = next(iter(kinds))  # members, as a step reads them: codes
-                            self._enums[(len(rec["agents"]), name)] = enum
+                            self._enums[(t.cls, name)] = enum
                             out = [list(enum).index(x) for x in out]
                         elif kinds == {str}:  # text, as a step reads it: codes
-                            self._texts.add((len(rec["agents"]), name))
+                            self._texts.add((t.cls, name))
                             out = [_strings.intern(x) for x in out]
                         vals[name] = np.asarray(out)
-                rec["agents"].append((np.asarray(t.uid)[rows], vals))
+                rec["agents"].append((t.cls, np.asarray(t.uid)[rows], vals))
         return rec
 
     def _traced_record(self, model, ctx):
@@ -115,7 +115,7 @@ class DataCollector:
                         fn = lambda a, rep=rep: _call_reporter(rep, a, _ops.call)  # noqa: E731
                         out = _ops._vectorised([lst], fn, None, False, "agent reporter")
                         if out.wrap is _strings.wrap:
-                            self._texts.add((len(rec["agents"]), name))
+                            self._texts.add((t.cls, name))
                         vals[name] = out.values
                 rec["agents"].append((t.uid, t.alive, vals))
         return jax.tree.map(jax.numpy.asarray, rec)
@@ -123,17 +123,20 @@ class DataCollector:
     def _note_enums(self, model):
         """Which agent reporters read an Enum or text attribute (kept as codes), per
         table; a reporter function is known to give members once it did on the host."""
-        for i, t in enumerate(model._mj_tables.values()):
+        for t in model._mj_tables.values():
             for name, rep in self.agent_reporters.items():
                 if isinstance(rep, str) and rep in t.enums:
-                    self._enums[(i, name)] = t.enums[rep]
+                    self._enums[(t.cls, name)] = t.enums[rep]
                 if isinstance(rep, str) and rep in t.strings:
-                    self._texts.add((i, name))
+                    self._texts.add((t.cls, name))
 
-    def _append_device(self, record, n_steps, row=None):
+    def _append_device(self, record, n_steps, model, row=None):
         """A record on the device: one step's, ``n_steps`` stacked, or (``row``) the step
-        at that index of records stacked by a chunk run ahead (fetched once, when read)."""
-        self._records.append(("device", record, n_steps, row))
+        at that index of records stacked by a chunk run ahead (fetched once, when read).
+        Its agent part lists the model's tables in their order (the classes kept here)."""
+        if self.agent_reporters:
+            self._note_enums(model)  # (a program traced for another model noted them there)
+        self._records.append(("device", record, n_steps, row, tuple(model._mj_tables)))
         self._host_cache = None
 
     # --------------------------------------------------------------- reading
@@ -145,7 +148,7 @@ class DataCollector:
             if entry[0] == "host":
                 out.append(entry[1])
                 continue
-            _, rec, n, row = entry
+            _, rec, n, row, classes = entry
             if id(rec) not in fetched:
                 fetched[id(rec)] = jax.device_get(rec)
             rec = fetched[id(rec)]
@@ -157,9 +160,9 @@ class DataCollector:
                 else:
                     one = jax.tree.map(lambda a, i=i: a[i], rec)
                 agents = []
-                for uid, alive, vals in one["agents"]:
+                for cls, (uid, alive, vals) in zip(classes, one["agents"]):
                     alive = np.asarray(alive, bool)
-                    agents.append((np.asarray(uid)[alive], {k: np.asarray(v)[alive] for k, v in vals.items()}))
+                    agents.append((cls, np.asarray(uid)[alive], {k: np.asarray(v)[alive] for k, v in vals.items()}))
                 out.append({"step": int(one["step"]),
                             "model": {k: np.asarray(v).item() if np.ndim(v) == 0 else np.asarray(v)
                                       for k, v in one["model"].items()},
@@ -186,21 +189,28 @@ class DataCollector:
         for j, r in enumerate(records):
             if last[r["step"]] != j:  # Mesa keeps one set of agent records per step: the last
                 continue
-            for i, (uid, vals) in enumerate(r["agents"]):
+            step_frames = []
+            for cls, uid, vals in r["agents"]:
                 cols = {"Step": np.full(len(uid), r["step"], np.int64), "AgentID": uid.astype(np.int64)}
                 for name in self.agent_reporters:
                     v = vals.get(name)
-                    enum = enums.get((i, name))
+                    enum = enums.get((cls, name))
                     if enum is not None and v is not None:  # codes -> member names
                         names = [m.name for m in enum]
                         cols[name] = pl.Series(name, np.asarray(names, object)[np.asarray(v, np.int64)],
                                                dtype=pl.Enum(names))
                         continue
-                    if (i, name) in self._texts and v is not None:  # codes -> text
+                    if (cls, name) in self._texts and v is not None:  # codes -> text
                         cols[name] = pl.Series(name, _strings.texts(v), dtype=pl.String)
                         continue
                     cols[name] = v if v is not None and v.ndim == 1 else list(v) if v is not None else None
-                frames.append(pl.DataFrame(cols).lazy())
+                step_frames.append(pl.DataFrame(cols).lazy())
+            # Mesa lists a step's agents in creation order, i.e. by id (tables come by class
+            # name, and newborns fill free rows): sort where the rows are not in that order
+            ids = np.concatenate([uid for _, uid, _ in r["agents"]]) if r["agents"] else np.zeros(0)
+            if np.any(ids[1:] < ids[:-1]):
+                step_frames = [pl.concat(step_frames, how="diagonal_relaxed").sort("AgentID", maintain_order=True)]
+            frames.extend(step_frames)
         if not frames:
             schema = {"Step": pl.Int64, "AgentID": pl.Int64}
             return pl.DataFrame(schema=schema).lazy()

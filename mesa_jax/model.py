@@ -52,7 +52,8 @@ class Model:
         super().__init__(*args, **kwargs)
         d = self.__dict__
         d["_mj_state_attrs"] = {"steps", "running"}
-        d["_mj_tables"] = {}
+        d["_mj_tables"] = {}  # class -> table, ordered by class name (the state's layout)
+        d["_mj_type_order"] = []  # the classes in the order their first agent was made
         d["_mj_uid"] = 0
         d["_mj_jit"] = _JIT_DEFAULT[0]
         d["_mj_compiled"] = None
@@ -175,13 +176,13 @@ class Model:
     @property
     def agent_types(self) -> list[type]:
         """The agent classes registered with the model."""
-        return list(self._mj_tables)
+        return list(self._mj_type_order)
 
     @property
     def agents_by_type(self) -> dict:
-        """One AgentSet (a live view) per agent class."""
-        return {cls: AgentSet(random=self.random, _parts=[(t, None)])
-                for cls, t in self._mj_tables.items()}
+        """One AgentSet (a live view) per agent class, in the order the classes appeared."""
+        return {cls: AgentSet(random=self.random, _parts=[(self._mj_tables[cls], None)])
+                for cls in self._mj_type_order}
 
     def _table_for(self, cls):
         t = self._mj_tables.get(cls)
@@ -189,7 +190,15 @@ class Model:
             if self._mj_compiled is not None:
                 self._mj_compiled.invalidate()
             t = AgentTable(cls, self)
-            self._mj_tables[cls] = t
+            self._mj_type_order.append(cls)
+            # the state lists tables by class name, not by which class came first: models
+            # whose classes appear in another order per seed (Epstein's cops and citizens)
+            # have one layout and share one program
+            tables = self._mj_tables
+            tables[cls] = t
+            ordered = sorted(tables.items(), key=lambda kv: (kv[0].__module__, kv[0].__qualname__))
+            tables.clear()
+            tables.update(ordered)
         return t
 
     def _next_ids(self, k):
@@ -222,7 +231,9 @@ class _AllParts(list):
         self._model = model
 
     def _refresh(self):
-        self[:] = [(t, None) for t in self._model._mj_tables.values()]
+        m = self._model  # on the host: classes in the order they appeared, as in Mesa
+        order = m._mj_tables.values() if current() is not None else [m._mj_tables[c] for c in m._mj_type_order]
+        self[:] = [(t, None) for t in order]
 
     def __iter__(self):
         self._refresh()

@@ -886,3 +886,74 @@ def test_models_differing_only_in_what_the_step_rewrites_share_discovery(monkeyp
     assert [mode for _, mode in out[mesa_jax]] == [mode for _, mode in out[mesa]]
     assert [x for x, _ in out[mesa_jax]] == pytest.approx([x for x, _ in out[mesa]])
     assert {mode for _, mode in out[mesa]} == {0, 1}  # both branches taken
+
+
+def test_classes_appearing_in_another_order_share_a_program_and_keep_mesas_order(monkeypatch):
+    """Two agent classes whose first agents appear in another order per seed (as Epstein's
+    cops and citizens): the state lists tables by class name, so the second model takes
+    over the first one's program (no discovery, no trace), while `agent_types`,
+    `agents_by_type` and host iteration of `model.agents` keep Mesa's order (classes as
+    they appeared) and the collected agent data, Enum names included, equal Mesa's."""
+    from mesa_jax import _compile
+
+    discovered = []
+    real_discover = _compile.CompiledStep._discover
+    monkeypatch.setattr(_compile.CompiledStep, "_discover",
+                        lambda self: discovered.append(1) or real_discover(self))
+    out = {}
+    for base in (mesa, mesa_jax):
+        class Mood(enum.Enum):
+            CALM = 0
+            ANGRY = 1
+
+        class Bee(base.Agent):
+            def __init__(self, model):
+                super().__init__(model)
+                self.mood = Mood.CALM
+                self.level = 0
+
+            def step(self):
+                self.level += 1
+                if self.level > 1:
+                    self.mood = Mood.ANGRY
+
+        class Ant(base.Agent):
+            def __init__(self, model):
+                super().__init__(model)
+                self.mood = Mood.CALM
+                self.level = 10
+
+            def step(self):
+                self.level -= 1
+
+        class Hive(base.Model):
+            def __init__(self, ants_first):
+                super().__init__(seed=1)
+                for cls in (Ant, Bee) if ants_first else (Bee, Ant):
+                    cls.create_agents(self, 3)
+                self.datacollector = base.DataCollector(
+                    agent_reporters={"level": "level", "mood": "mood"})
+
+            def step(self):
+                self.agents.do("step")
+                self.datacollector.collect(self)
+
+        runs = []
+        for ants_first in (True, False):
+            m = Hive(ants_first)
+            for _ in range(3):
+                m.step()
+            frame = m.datacollector.get_agent_vars_dataframe()
+            if base is mesa:
+                frame = frame.reset_index()
+                moods = [x.name if isinstance(x, Mood) else x for x in frame["mood"]]
+            else:
+                moods = list(frame["mood"])
+            runs.append(([c.__name__ for c in m.agent_types], [c.__name__ for c in m.agents_by_type],
+                         [type(a).__name__ for a in m.agents],
+                         sorted(zip(frame["Step"], frame["AgentID"], frame["level"], moods))))
+            if base is mesa_jax and not ants_first:
+                assert m._mj_compiled.trace_count == 0
+        out[base] = runs
+    assert out[mesa_jax] == out[mesa]
+    assert len(discovered) == 1
