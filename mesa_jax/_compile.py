@@ -464,6 +464,7 @@ class CompiledStep:
         _PROMOTED.setdefault(fp_before[:2], set()).add(promoted)
 
     def _by_shape(self, fp, promoted):
+        # fp: (class, step, activation, rounds, statics, tables, capacities, state attrs)
         return ("by shape",) + fp[:4] + (self._statics(fp[7], promoted),) + fp[5:]
 
     def _alias_by_shape(self, fp):

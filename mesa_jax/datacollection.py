@@ -51,7 +51,7 @@ class DataCollector:
         self.agent_reporters = dict(agent_reporters or {})
         self.agenttype_reporters = dict(agenttype_reporters or {})
         self.tables = {name: {c: [] for c in cols} for name, cols in (tables or {}).items()}
-        self._records = []  # ("host", record) or ("device", record, n_steps, row)
+        self._records = []  # ("host", record) or ("device", record, n_steps, row, classes)
         self._enums = {}  # (agent class, agent reporter) -> Enum class of its codes
         self._texts = set()  # (agent class, agent reporter) giving text (interned codes)
         self._host_cache = None
@@ -122,7 +122,7 @@ class DataCollector:
 
     def _note_enums(self, model):
         """Which agent reporters read an Enum or text attribute (kept as codes), per
-        table; a reporter function is known to give members once it did on the host."""
+        class; a reporter function is known to give members once it did on the host."""
         for t in model._mj_tables.values():
             for name, rep in self.agent_reporters.items():
                 if isinstance(rep, str) and rep in t.enums:
