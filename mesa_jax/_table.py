@@ -17,6 +17,7 @@ __all__ = ["AgentTable", "column_dtype"]
 
 # Attributes kept by mesa_jax itself (positions in a space); never user columns.
 _INTERNAL_PREFIX = "_mj_"
+_KNOWN_CAPS: dict = {}  # (model class, agent class) -> row counts tables were fitted to
 
 
 def enum_code(member):
@@ -217,6 +218,12 @@ class AgentTable:
         fitted = max(16, -(-self.n // 16) * 16)
         step = max(16, 1 << max(0, fitted.bit_length() - 5))
         fitted = -(-fitted // step) * step
+        # a size an earlier model of this class took, if near: another seed whose count
+        # differs a little then has the same shape and shares that model's program
+        known = _KNOWN_CAPS.setdefault((type(self.model), self.cls), set())
+        near = [c for c in known if self.n <= c <= min(self.cap, fitted + max(64, fitted // 4))]
+        fitted = min(near) if near else fitted
+        known.add(min(fitted, self.cap))
         if self.on_device or fitted >= self.cap:
             return
         self.alive = self.alive[:fitted]

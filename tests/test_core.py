@@ -957,3 +957,45 @@ def test_classes_appearing_in_another_order_share_a_program_and_keep_mesas_order
         out[base] = runs
     assert out[mesa_jax] == out[mesa]
     assert len(discovered) == 1
+
+
+def test_seeds_with_a_few_more_or_fewer_agents_share_the_first_ones_table_size():
+    """Agents made with a random density: another seed's count differs a little, its
+    table takes the size an earlier seed's was fitted to (when it fits), so it reuses
+    that program (no trace); the totals still equal Mesa's."""
+    out = {}
+    for base in (mesa, mesa_jax):
+        class Dot(base.Agent):
+            def __init__(self, model):
+                super().__init__(model)
+                self.x = 0
+
+            def step(self):
+                self.x += self.unique_id
+
+        class Dots(base.Model):
+            def __init__(self, seed):
+                super().__init__(seed=seed)
+                for _ in range(70):
+                    if self.random.random() < 0.7:
+                        Dot(self)
+                self.total = 0
+
+            def step(self):
+                self.agents.do("step")
+                self.total = sum(a.x for a in self.agents)
+
+        runs = []
+        for seed in (1, 0, 2, 3, 5):  # 49 agents first (64 rows), then 43-46 (48 would do)
+            m = Dots(seed)
+            m.step()
+            m.step()
+            compiled = getattr(m, "_mj_compiled", None)
+            runs.append((len(m.agents), m.total, compiled and (
+                next(iter(m._mj_tables.values())).cap, compiled.trace_count)))
+        out[base] = runs
+    assert [r[:2] for r in out[mesa_jax]] == [r[:2] for r in out[mesa]]
+    first_cap = out[mesa_jax][0][2][0]
+    fits = [(n, cap, traces) for n, _, (cap, traces) in out[mesa_jax][1:] if n <= first_cap]
+    assert len({n for n, _, _ in fits} | {out[mesa_jax][0][0]}) >= 2  # the counts differ
+    assert all(cap == first_cap and traces == 0 for _, cap, traces in fits), out[mesa_jax]
