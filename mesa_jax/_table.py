@@ -223,13 +223,12 @@ class AgentTable:
         known = _KNOWN_CAPS.setdefault((type(self.model), self.cls), set())
         near = [c for c in known if self.n <= c <= min(self.cap, fitted + max(64, fitted // 4))]
         fitted = min(near) if near else fitted
-        known.add(min(fitted, self.cap))
-        if self.on_device or fitted >= self.cap:
-            return
-        self.alive = self.alive[:fitted]
-        self.uid = self.uid[:fitted]
-        self.cols = {k: v[:fitted] for k, v in self.cols.items()}
-        self.cap = fitted
+        if not self.on_device and fitted < self.cap:
+            self.alive = self.alive[:fitted]
+            self.uid = self.uid[:fitted]
+            self.cols = {k: v[:fitted] for k, v in self.cols.items()}
+            self.cap = fitted
+        known.add(self.cap)
 
     def add_rows(self, uids):
         """Append rows for new agents; returns their row indices."""
