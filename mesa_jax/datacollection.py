@@ -181,6 +181,32 @@ class DataCollector:
         """One row per ``collect``, one column per model reporter (a Polars DataFrame)."""
         return pl.DataFrame(self.model_vars)
 
+    def _agent_rows(self) -> dict:
+        """{step: one dict per agent, by id: ``AgentID`` and the reporters' values as
+        Python values (Enum members, text)}, the last collect of each step (Mesa's agent
+        records, as ``batch_run`` reads them)."""
+        out = {}
+        for r in self._host_records():
+            rows = []
+            for cls, uid, vals in r["agents"]:
+                cols = {}
+                for name in self.agent_reporters:
+                    v = vals.get(name)
+                    enum = self._enums.get((cls, name))
+                    if v is None:
+                        cols[name] = [None] * len(uid)
+                    elif enum is not None:
+                        members = list(enum)
+                        cols[name] = [members[c] for c in np.asarray(v, np.int64).tolist()]
+                    elif (cls, name) in self._texts:
+                        cols[name] = list(_strings.texts(v))
+                    else:
+                        cols[name] = np.asarray(v).tolist()
+                rows.extend({"AgentID": int(u), **{n: c[i] for n, c in cols.items()}}
+                            for i, u in enumerate(np.asarray(uid).tolist()))
+            out[r["step"]] = sorted(rows, key=lambda a: a["AgentID"])
+        return out
+
     def _agent_lazy(self) -> pl.LazyFrame:
         frames = []
         enums = self._enums

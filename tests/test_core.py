@@ -999,3 +999,65 @@ def test_seeds_with_a_few_more_or_fewer_agents_share_the_first_ones_table_size()
     fits = [(n, cap, traces) for n, _, (cap, traces) in out[mesa_jax][1:] if n <= first_cap]
     assert len({n for n, _, _ in fits} | {out[mesa_jax][0][0]}) >= 2  # the counts differ
     assert all(cap == first_cap and traces == 0 for _, cap, traces in fits), out[mesa_jax]
+
+
+def _batch_model(base):
+    class Mood(enum.Enum):
+        CALM = 0
+        BUSY = 1
+
+    class Worker(base.Agent):
+        def __init__(self, model, rate):
+            super().__init__(model)
+            self.done = 0
+            self.rate = rate
+            self.mood = Mood.CALM
+
+        def step(self):
+            self.done += self.rate
+            if self.done > 4:
+                self.mood = Mood.BUSY
+
+    class Shop(base.Model):
+        def __init__(self, workers=2, rate=1, goal=1000):
+            super().__init__(seed=1)
+            Worker.create_agents(self, workers, rate=[rate + i for i in range(workers)])
+            self.goal = goal
+            self.total = 0
+            self.datacollector = base.DataCollector(
+                model_reporters={"total": "total"}, agent_reporters={"done": "done", "mood": "mood"})
+            self.datacollector.collect(self)
+
+        def step(self):
+            self.agents.do("step")
+            self.total = self.total + self.workers_done()
+            self.datacollector.collect(self)
+            if self.total >= self.goal:
+                self.running = False
+
+        def workers_done(self):
+            return sum(a.done for a in self.agents)
+
+    return Shop, Mood
+
+
+@pytest.mark.parametrize("period", [-1, 1, 3])
+def test_batch_run_gives_mesas_rows(period):
+    """Mesa's runs, run ids, stopping rule (``running``, ``steps <= max_steps``),
+    collection steps and rows (one per agent with agent reporters, Enum members as
+    values), row for row."""
+    out = []
+    for base in (mesa, mesa_jax):
+        shop, mood = _batch_model(base)
+        rows = base.batch_run(shop, parameters={"workers": [2, 3], "rate": 1, "goal": [30, 1000]},
+                              iterations=2, max_steps=6, data_collection_period=period,
+                              display_progress=False)
+        out.append([{k: (v.name if isinstance(v, mood) else v) for k, v in r.items()} for r in rows])
+    assert out[1] == out[0]
+    assert {r["Step"] for r in out[0]} >= {6} and any(r["Step"] < 6 and r["goal"] == 30 for r in out[0])
+
+
+def test_batch_run_refuses_what_mesa_refuses():
+    shop, _ = _batch_model(mesa_jax)
+    with pytest.raises(ValueError, match="empty iterable"):
+        mesa_jax.batch_run(shop, parameters={"workers": []}, display_progress=False)
