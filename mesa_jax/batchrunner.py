@@ -69,7 +69,7 @@ def _run(model_cls, run_id, iteration, kwargs, extra, max_steps, period):
     if not steps or steps[-1] != last:
         steps.append(last)
     model_vars = dc.model_vars
-    agent_rows = dc._agent_rows()
+    agent_rows = dc._agent_rows(set(steps))
     rows = []
     for step in steps:
         head = {"RunId": run_id, "iteration": iteration, "Step": step, **kwargs,

@@ -181,12 +181,13 @@ class DataCollector:
         """One row per ``collect``, one column per model reporter (a Polars DataFrame)."""
         return pl.DataFrame(self.model_vars)
 
-    def _agent_rows(self) -> dict:
+    def _agent_rows(self, steps) -> dict:
         """{step: one dict per agent, by id: ``AgentID`` and the reporters' values as
-        Python values (Enum members, text)}, the last collect of each step (Mesa's agent
-        records, as ``batch_run`` reads them)."""
+        Python values (Enum members, text)} for the given steps, the last collect of each
+        (Mesa's agent records, as ``batch_run`` reads them)."""
+        last = {r["step"]: r for r in self._host_records() if r["step"] in steps}
         out = {}
-        for r in self._host_records():
+        for r in last.values():
             rows = []
             for cls, uid, vals in r["agents"]:
                 cols = {}
